@@ -1,0 +1,18 @@
+"""The invoke collection: core tasks plus every installed plugin's collections."""
+
+from __future__ import annotations
+
+from invoke import Collection
+
+from octcore.cli import info, train
+from octcore.plugins import Plugins, default_plugins
+
+
+def build_collection(plugins: Plugins | None = None) -> Collection:
+    plugins = plugins or default_plugins()
+    ns = Collection()
+    ns.add_task(train.train)
+    ns.add_task(info.plugins)
+    for extension in plugins.tasks:
+        ns.add_collection(extension.collection, name=extension.name)
+    return ns

@@ -1,0 +1,272 @@
+"""One experiment as one job: ``python -m octcore.job SPEC.json``.
+
+The spec is ``{"experiment": {...}, "job_dir": "..."}`` (``job_dir`` defaults to
+the spec's directory). The job trains, writes every output of
+``octcore.outputs`` atomically, and writes ``result.json`` last. It exits 0 when
+the job is done (or was already complete), 2 for a bad spec, 1 for any other
+failure, with a one-line reason as the last line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import octcore
+from octcore import fsio, outputs
+from octcore.config import MODES_WITH_BASE, Experiment, experiment_from_dict, unstructure_experiment
+from octcore.curves import plot_curves
+from octcore.errors import ConfigError, JobError, OctError
+from octcore.train.loop import EpochRecord, Listener, PhaseResult
+from octcore.train.runner import BASE_SUMMARY, BASE_WEIGHTS, Outcome, phase_summary, run_experiment
+
+log = logging.getLogger("octcore.job")
+
+
+class LogListener:
+    """Writes one log line per epoch (what ``invoke logs --follow`` shows)."""
+
+    def __init__(self) -> None:
+        self.max_epochs = 0
+
+    def phase_started(self, phase: str, max_epochs: int, batches_per_epoch: int) -> None:
+        self.max_epochs = max_epochs
+        log.info("%s phase: up to %d epochs of %d batches", phase, max_epochs, batches_per_epoch)
+
+    def epoch_finished(self, r: EpochRecord) -> None:
+        log.info(
+            "%s epoch %d/%d  train loss %.4f f1 %.3f | val loss %.4f acc %.3f f1 %.3f%s  (%.1fs)",
+            r.phase, r.epoch, self.max_epochs, r.train.loss, r.train.macro_f1, r.val.loss,
+            r.val.accuracy, r.val.macro_f1, "  *" if r.improved else "", r.seconds,
+        )  # fmt: skip
+
+    def phase_finished(self, result: PhaseResult) -> None:
+        log.info(
+            "%s phase done: best epoch %d of %d (%s)",
+            result.phase, result.best_epoch, result.epochs,
+            "early stop" if result.stopped_early else "epoch limit",
+        )  # fmt: skip
+
+
+class FanOut:
+    """Several listeners as one."""
+
+    def __init__(self, *listeners: Listener):
+        self.listeners = listeners
+
+    def phase_started(self, phase: str, max_epochs: int, batches_per_epoch: int) -> None:
+        for item in self.listeners:
+            item.phase_started(phase, max_epochs, batches_per_epoch)
+
+    def epoch_finished(self, record: EpochRecord) -> None:
+        for item in self.listeners:
+            item.epoch_finished(record)
+
+    def phase_finished(self, result: PhaseResult) -> None:
+        for item in self.listeners:
+            item.phase_finished(result)
+
+
+KEEP_ON_RESTART = {outputs.LOG, outputs.SPEC}
+
+
+def prepare_job_dir(job_dir: Path, *, force: bool) -> None:
+    """Refuse a complete job directory (unless ``force``); clear a partial one."""
+    if outputs.is_complete(job_dir) and not force:
+        raise JobError(f"{job_dir} holds a complete job; refusing to overwrite it")
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for entry in job_dir.iterdir():
+        if entry.name in KEEP_ON_RESTART:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def run_job(
+    experiment: Experiment,
+    job_dir: Path,
+    plugins: Any,
+    *,
+    listener: Listener | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Run one experiment into ``job_dir``; returns the metrics written to metrics.json."""
+    prepare_job_dir(job_dir, force=force)
+    started = datetime.now(UTC)
+    dataset = plugins.datasets.get(experiment.dataset.name).load(experiment.dataset.options)
+    fsio.write_json(job_dir / outputs.CONFIG, _config_record(experiment, dataset))
+    reuse = None
+    if experiment.mode in MODES_WITH_BASE:
+        reuse = plugins.find_base_model(experiment, job_dir)
+        if reuse is not None:
+            log.info("adapting the stored base model in %s", reuse)
+    outcome = run_experiment(
+        experiment, dataset, plugins, listener=FanOut(LogListener(), *filter(None, [listener])),
+        reuse_base=reuse,
+    )  # fmt: skip
+    base_dir = job_dir / outputs.BASE_DIR
+    if outcome.base_state is not None:
+        _write_base(base_dir, outcome, dataset.fingerprint, reuse)
+        if reuse is None:
+            plugins.publish_base_model(experiment, base_dir)
+    if outcome.adapted_state is not None:
+        fsio.torch_save(job_dir / outputs.ADAPTED_WEIGHTS, outcome.adapted_state)
+    records = list(outcome.base_phase.history if outcome.base_phase else ())
+    records += list(outcome.target_phase.history if outcome.target_phase else ())
+    fsio.write_text(job_dir / outputs.HISTORY, outputs.history_csv(records))
+    metrics = metrics_record(experiment, outcome)
+    fsio.write_json(job_dir / outputs.METRICS, metrics)
+    plot_rows = outputs.read_history(job_dir / outputs.HISTORY)
+    if reuse is not None and (base_dir / outputs.HISTORY).exists():
+        plot_rows = outputs.read_history(base_dir / outputs.HISTORY) + plot_rows
+    plot_curves(plot_rows, job_dir / outputs.CURVES)
+    fsio.write_json(
+        job_dir / outputs.RESULT,
+        {
+            "state": "done",
+            "started": started.isoformat(),
+            "finished": datetime.now(UTC).isoformat(),
+            "seconds": round(outcome.seconds, 3),
+            "octcore": octcore.__version__,
+        },
+    )
+    return metrics
+
+
+def _config_record(experiment: Experiment, dataset: Any) -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {
+        "experiment": unstructure_experiment(experiment),
+        "data": {
+            "name": dataset.name,
+            "fingerprint": dataset.fingerprint,
+            "participants": list(dataset.participants),
+            "num_classes": dataset.num_classes,
+            "channels": dataset.channels,
+            "window": dataset.window,
+        },
+        "versions": {
+            "octcore": octcore.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def _write_base(base_dir: Path, outcome: Outcome, fingerprint: str, reused: Path | None) -> None:
+    base_dir.mkdir(parents=True, exist_ok=True)
+    fsio.torch_save(base_dir / BASE_WEIGHTS, outcome.base_state)
+    summary = dict(outcome.base_summary or {})
+    summary.update(
+        target=outcome.fold.target,
+        base_participants=list(outcome.fold.base),
+        data_fingerprint=fingerprint,
+    )
+    if reused is not None:
+        if (reused / outputs.HISTORY).exists():
+            shutil.copyfile(reused / outputs.HISTORY, base_dir / outputs.HISTORY)
+    elif outcome.base_phase is not None:
+        fsio.write_text(base_dir / outputs.HISTORY, outputs.history_csv(list(outcome.base_phase.history)))
+    fsio.write_json(base_dir / BASE_SUMMARY, summary)
+
+
+def metrics_record(experiment: Experiment, outcome: Outcome) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "mode": experiment.mode,
+        "fold": experiment.fold,
+        "target": outcome.fold.target,
+        "base_participants": list(outcome.fold.base),
+        "sizes": outcome.sizes,
+        "num_parameters": outcome.num_parameters,
+        "seconds": round(outcome.seconds, 3),
+        "base": None,
+        "adapted": None,
+        "gain": None,
+    }
+    if "base" in outcome.evaluation:
+        record["base"] = {
+            "val": outcome.evaluation["base"]["val"].as_dict(),
+            "test": outcome.evaluation["base"]["test"].as_dict(),
+            **{k: v for k, v in (outcome.base_summary or {}).items() if k != "best_val"},
+            "base_val": (outcome.base_summary or {}).get("best_val"),
+        }
+    if outcome.target_phase is not None:
+        record["adapted"] = {
+            "val": outcome.evaluation["adapted"]["val"].as_dict(),
+            "test": outcome.evaluation["adapted"]["test"].as_dict(),
+            **{k: v for k, v in phase_summary(outcome.target_phase).items() if k != "best_val"},
+        }
+    if record["base"] and record["adapted"]:
+        base_test, adapted_test = record["base"]["test"], record["adapted"]["test"]
+        record["gain"] = {
+            key: adapted_test[key] - base_test[key] for key in ("accuracy", "macro_f1", "loss")
+        }
+    return record
+
+
+# --- command line ---------------------------------------------------------------
+
+
+def load_spec(path: Path, plugins: Any) -> tuple[Experiment, Path]:
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(path), []) from exc
+    if not isinstance(spec, dict) or "experiment" not in spec:
+        raise JobError(f"{path}: expected a JSON object with an 'experiment' table")
+    unknown = set(spec) - {"experiment", "job_dir"}
+    if unknown:
+        raise JobError(f"{path}: unknown keys {sorted(unknown)} (known: experiment, job_dir)")
+    experiment = experiment_from_dict(spec["experiment"], plugins, source=f"{path}: experiment")
+    job_dir = Path(spec.get("job_dir") or path.parent)
+    return experiment, job_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m octcore.job", description=__doc__.split("\n")[0])
+    parser.add_argument("spec", type=Path, help="job spec (JSON)")
+    parser.add_argument("--log-file", type=Path, help="also write the log here")
+    args = parser.parse_args(argv)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if args.log_file:
+        handlers.append(logging.FileHandler(args.log_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers)
+    from octcore.plugins import default_plugins
+
+    started = time.perf_counter()
+    try:
+        plugins = default_plugins()
+        experiment, job_dir = load_spec(args.spec, plugins)
+        if outputs.is_complete(job_dir):
+            log.info("%s is already complete", job_dir)
+            return 0
+        run_job(experiment, job_dir, plugins)
+    except ConfigError as exc:
+        print(f"octcore.job: bad spec: {str(exc).replace(chr(10), ' ')}", file=sys.stderr)
+        return 2
+    except OctError as exc:
+        print(f"octcore.job: failed: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the reason line is the contract
+        traceback.print_exc()
+        print(f"octcore.job: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    log.info("done in %.1fs", time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

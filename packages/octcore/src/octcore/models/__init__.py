@@ -1,0 +1,1 @@
+"""Model families. Built in: ``cnn1d`` (alias ``test``)."""
