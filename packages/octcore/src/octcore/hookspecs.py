@@ -105,6 +105,17 @@ def octcore_after_job_finished(run_dir: Path, job_id: str, state: str, attempt: 
     """
 
 
+@hookspec(firstresult=True)
+def octcore_before_job_started(run_dir: Path, job: Any) -> str | None:
+    """Asked by the executor just before it stages a ready job.
+
+    ``job`` is the ``octcore.plan.PlannedJob``. Return ``"run"`` (or ``None``) to
+    start it, ``"wait"`` to hold it back and ask again later (another coordinator
+    holds a lease on what it would produce), or ``"skip"`` to mark it done without
+    running it (what it would produce now exists). First result wins.
+    """
+
+
 # --- artifacts -------------------------------------------------------------------
 
 
@@ -122,13 +133,23 @@ def octcore_plan_jobs(experiments: Sequence[Any], run_dir: Path) -> Any | None:
 
 
 @hookspec(firstresult=True)
+def octcore_resolve_input(run_dir: Path, job: Any, item: Any) -> Path | None:
+    """Turn a job's ``octcore.plan.Input`` that names an artifact ``key`` into a local path.
+
+    Fires in the coordinator when a job is about to be staged, for each input whose
+    ``key`` is set. Return a local directory holding the artifact, or ``None`` if
+    this plugin does not know the key (the job then waits). First result wins.
+    """
+
+
+@hookspec(firstresult=True)
 def octcore_find_base_model(experiment: Any, job_dir: Path) -> Path | None:
     """Ask for the base model an experiment adapts.
 
     Fires in the job process, before the base phase of a mode that needs a base
     (``full_fine_tuning``, ``target_only_fine_tuning``, ``last_layer_only``,
-    ``base_only``). ``experiment`` is the job's ``Experiment``, ``job_dir`` its
-    directory. Return a directory holding a verified ``base_model.pt`` and
+    ``base_only``), unless the job's spec already names a staged ``base`` input.
+    ``experiment`` is the job's ``Experiment``, ``job_dir`` its directory. Return a directory holding a verified ``base_model.pt`` and
     ``base.json`` (written by ``octcore.train``) to skip base training, or
     ``None`` to train the base inline. First result wins.
     """

@@ -1,7 +1,8 @@
 """One experiment as one job: ``python -m octcore.job SPEC.json``.
 
-The spec is ``{"experiment": {...}, "job_dir": "..."}`` (``job_dir`` defaults to
-the spec's directory). The job trains, writes every output of
+The spec is ``{"experiment": {...}, "job_dir": "...", "inputs": {"base": "DIR"}}``
+(``job_dir`` defaults to the spec's directory; ``inputs`` are directories staged
+for the job: ``base`` holds a base model to adapt instead of training one). The job trains, writes every output of
 ``octcore.outputs`` atomically, and writes ``result.json`` last. It exits 0 when
 the job is done (or was already complete), 2 for a bad spec, 1 for any other
 failure, with a one-line reason as the last line on stderr.
@@ -99,14 +100,15 @@ def run_job(
     *,
     listener: Listener | None = None,
     force: bool = False,
+    inputs: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Run one experiment into ``job_dir``; returns the metrics written to metrics.json."""
     prepare_job_dir(job_dir, force=force)
     started = datetime.now(UTC)
     dataset = plugins.datasets.get(experiment.dataset.name).load(experiment.dataset.options)
     fsio.write_json(job_dir / outputs.CONFIG, _config_record(experiment, dataset))
-    reuse = None
-    if experiment.mode in MODES_WITH_BASE:
+    reuse = (inputs or {}).get("base")
+    if experiment.mode in MODES_WITH_BASE and reuse is None:
         reuse = plugins.find_base_model(experiment, job_dir)
         if reuse is not None:
             log.info("adapting the stored base model in %s", reuse)
@@ -220,19 +222,20 @@ def metrics_record(experiment: Experiment, outcome: Outcome) -> dict[str, Any]:
 # --- command line ---------------------------------------------------------------
 
 
-def load_spec(path: Path, plugins: Any) -> tuple[Experiment, Path]:
+def load_spec(path: Path, plugins: Any) -> tuple[Experiment, Path, dict[str, Path]]:
     try:
         spec = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(str(path), []) from exc
+        raise JobError(f"{path}: cannot read the job spec: {exc}") from exc
     if not isinstance(spec, dict) or "experiment" not in spec:
         raise JobError(f"{path}: expected a JSON object with an 'experiment' table")
-    unknown = set(spec) - {"experiment", "job_dir"}
+    unknown = set(spec) - {"experiment", "job_dir", "inputs"}
     if unknown:
-        raise JobError(f"{path}: unknown keys {sorted(unknown)} (known: experiment, job_dir)")
+        raise JobError(f"{path}: unknown keys {sorted(unknown)} (known: experiment, job_dir, inputs)")
     experiment = experiment_from_dict(spec["experiment"], plugins, source=f"{path}: experiment")
     job_dir = Path(spec.get("job_dir") or path.parent)
-    return experiment, job_dir
+    inputs = {str(k): Path(v) for k, v in (spec.get("inputs") or {}).items()}
+    return experiment, job_dir, inputs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         plugins = default_plugins()
-        experiment, job_dir = load_spec(args.spec, plugins)
+        experiment, job_dir, inputs = load_spec(args.spec, plugins)
         if outputs.is_complete(job_dir):
             log.info("%s is already complete", job_dir)
             return 0
-        run_job(experiment, job_dir, plugins)
+        run_job(experiment, job_dir, plugins, inputs=inputs)
     except ConfigError as exc:
         print(f"octcore.job: bad spec: {str(exc).replace(chr(10), ' ')}", file=sys.stderr)
         return 2

@@ -161,7 +161,13 @@ class Plugins:
             run_dir=run_dir, job_id=job_id, state=state, attempt=attempt
         )
 
+    def before_job_started(self, run_dir: Path, job: Any) -> str:
+        return self.pm.hook.octcore_before_job_started(run_dir=run_dir, job=job) or "run"
+
     # artifacts --------------------------------------------------------------
+
+    def resolve_input(self, run_dir: Path, job: Any, item: Any) -> Path | None:
+        return self.pm.hook.octcore_resolve_input(run_dir=run_dir, job=job, item=item)
 
     def plan_jobs(self, experiments: Sequence[Any], run_dir: Path) -> Any | None:
         return self.pm.hook.octcore_plan_jobs(experiments=experiments, run_dir=run_dir)

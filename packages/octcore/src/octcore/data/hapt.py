@@ -291,7 +291,9 @@ def _stack(rows: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(rows) if rows else np.empty((0, 3), dtype=np.int64)
 
 
-def _user_origins(user_recordings: tuple[Recording, ...], options: HaptOptions) -> dict:
+def _user_origins(
+    user_recordings: tuple[Recording, ...], options: HaptOptions
+) -> dict[str, np.ndarray]:
     session_a = _session_origins(0, user_recordings[0], options)
     last_run = {label: i for i, (label, _) in enumerate(session_a)}
     val_runs = set(last_run.values())
