@@ -226,9 +226,9 @@ def structure_experiment(data: Mapping[str, Any], plugins: Any) -> tuple[Experim
             return None, problems + structure_problems(exc)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return None, [*problems, Problem("", str(exc))]
-    if problems:
-        return None, problems
-    experiment = attrs.evolve(experiment, **choices)
+        if problems:
+            return None, problems
+        experiment = attrs.evolve(experiment, **choices)
     problems += validate_fields(experiment)
     problems += _cross_field_problems(experiment)
     return (None if problems else experiment), problems

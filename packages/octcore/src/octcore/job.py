@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -221,6 +222,30 @@ def metrics_record(experiment: Experiment, outcome: Outcome) -> dict[str, Any]:
 
 # --- command line ---------------------------------------------------------------
 
+SPEC_KEYS = {"experiment", "job_dir", "inputs", "stand_in"}
+THREADS_ENV = "OCT_NUM_THREADS"  # set by backends that share a CPU between jobs
+
+
+def run_stand_in(stand_in: dict[str, Any], job_dir: Path) -> int:
+    """A job that trains nothing: sleeps, writes outputs, exits with a chosen status.
+
+    Spec key ``"stand_in": {"sleep": S, "exit_code": N, "metrics": {...}}``. Backends'
+    contract tests and the executor benchmarks use it to measure and fault-test
+    the machinery without paying for training.
+    """
+    job_dir.mkdir(parents=True, exist_ok=True)
+    sleep = float(stand_in.get("sleep", 0))
+    exit_code = int(stand_in.get("exit_code", 0))
+    log.info("stand-in job: sleep %.3fs, exit %d", sleep, exit_code)
+    time.sleep(sleep)
+    if exit_code != 0:
+        fsio.write_json(job_dir / outputs.RESULT, {"state": "failed", "reason": "stand-in failure"})
+        print(f"octcore.job: failed: stand-in job exits {exit_code}", file=sys.stderr)
+        return exit_code
+    fsio.write_json(job_dir / outputs.METRICS, stand_in.get("metrics", {}))
+    fsio.write_json(job_dir / outputs.RESULT, {"state": "done", "octcore": octcore.__version__})
+    return 0
+
 
 def load_spec(path: Path, plugins: Any) -> tuple[Experiment, Path, dict[str, Path]]:
     try:
@@ -229,9 +254,9 @@ def load_spec(path: Path, plugins: Any) -> tuple[Experiment, Path, dict[str, Pat
         raise JobError(f"{path}: cannot read the job spec: {exc}") from exc
     if not isinstance(spec, dict) or "experiment" not in spec:
         raise JobError(f"{path}: expected a JSON object with an 'experiment' table")
-    unknown = set(spec) - {"experiment", "job_dir", "inputs"}
+    unknown = set(spec) - SPEC_KEYS
     if unknown:
-        raise JobError(f"{path}: unknown keys {sorted(unknown)} (known: experiment, job_dir, inputs)")
+        raise JobError(f"{path}: unknown keys {sorted(unknown)} (known: {', '.join(sorted(SPEC_KEYS))})")
     experiment = experiment_from_dict(spec["experiment"], plugins, source=f"{path}: experiment")
     job_dir = Path(spec.get("job_dir") or path.parent)
     inputs = {str(k): Path(v) for k, v in (spec.get("inputs") or {}).items()}
@@ -250,22 +275,34 @@ def main(argv: list[str] | None = None) -> int:
     from octcore.plugins import default_plugins
 
     started = time.perf_counter()
+    threads = os.environ.get(THREADS_ENV)
+    if threads and threads.isdigit():
+        import torch
+
+        torch.set_num_threads(int(threads))
+    job_dir: Path | None = None
     try:
+        raw = json.loads(args.spec.read_text())
+        if isinstance(raw, dict) and "stand_in" in raw:
+            return run_stand_in(raw["stand_in"], Path(raw.get("job_dir") or args.spec.parent))
         plugins = default_plugins()
-        experiment, job_dir, inputs = load_spec(args.spec, plugins)
+        experiment, spec_dir, inputs = load_spec(args.spec, plugins)
+        job_dir = spec_dir
         if outputs.is_complete(job_dir):
             log.info("%s is already complete", job_dir)
             return 0
         run_job(experiment, job_dir, plugins, inputs=inputs)
-    except ConfigError as exc:
-        print(f"octcore.job: bad spec: {str(exc).replace(chr(10), ' ')}", file=sys.stderr)
+    except (ConfigError, json.JSONDecodeError, OSError) as exc:
+        reason = str(exc).replace(chr(10), " ")
+        print(f"octcore.job: bad spec: {reason}", file=sys.stderr)
         return 2
-    except OctError as exc:
-        print(f"octcore.job: failed: {exc}", file=sys.stderr)
-        return 1
     except Exception as exc:  # noqa: BLE001 - the reason line is the contract
-        traceback.print_exc()
-        print(f"octcore.job: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if not isinstance(exc, OctError):
+            traceback.print_exc()
+        reason = str(exc) if isinstance(exc, OctError) else f"{type(exc).__name__}: {exc}"
+        if job_dir is not None:
+            fsio.write_json(job_dir / outputs.RESULT, {"state": "failed", "reason": reason})
+        print(f"octcore.job: failed: {reason}", file=sys.stderr)
         return 1
     log.info("done in %.1fs", time.perf_counter() - started)
     return 0

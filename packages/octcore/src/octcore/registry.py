@@ -70,7 +70,10 @@ class BackendSpec:
 
 @attrs.frozen
 class TaskSpec:
-    """An invoke collection a plugin adds to the CLI, under ``name`` (``cache`` → ``cache.ls``)."""
+    """An invoke collection a plugin adds to the CLI, under ``name`` (``cache`` → ``cache.ls``).
+
+    An empty ``name`` adds the collection's tasks at the top level (``invoke plan``).
+    """
 
     name: str
     collection: Any

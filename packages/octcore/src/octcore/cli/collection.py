@@ -14,5 +14,9 @@ def build_collection(plugins: Plugins | None = None) -> Collection:
     ns.add_task(train.train)
     ns.add_task(info.plugins)
     for extension in plugins.tasks:
-        ns.add_collection(extension.collection, name=extension.name)
+        if extension.name:
+            ns.add_collection(extension.collection, name=extension.name)
+        else:  # an unnamed collection adds top-level tasks (``invoke plan``)
+            for name, item in extension.collection.tasks.items():
+                ns.add_task(item, name=name)
     return ns

@@ -1,0 +1,1 @@
+"""octcache: an oct plugin (see the package README)."""

@@ -1,0 +1,1 @@
+"""octsched-local: an oct plugin (see the package README)."""

@@ -1,0 +1,1 @@
+"""octsched-ssh: an oct plugin (see the package README)."""

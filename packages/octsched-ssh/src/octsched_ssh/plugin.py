@@ -1,0 +1,3 @@
+"""Entry point of the octsched-ssh plugin (group ``octcore``)."""
+
+from octcore.hookspecs import hookimpl  # noqa: F401
