@@ -11,6 +11,11 @@ backend chooses (a PID and start time, a host and tmux session name…). The
 executor stores it in the journal, so a new coordinator can hand it back to
 ``adopt`` after a restart.
 
+A backend is built by its plugin's ``BackendSpec.factory(config, run_dir)``:
+``config`` is an instance of the spec's ``config_cls`` (built from the grid
+command's flags), ``run_dir`` the local run directory (``runs/<name>``; its name
+is the run name).
+
 Job process contract: a job runs ``python -m octcore.job SPEC`` in its job
 directory on the slot's host, writes its outputs there and ``result.json`` last;
 stdout and stderr go to ``job.log`` in that directory. ``exit_code`` 0 with a
@@ -68,6 +73,10 @@ class Backend(abc.ABC):
     """Where and how jobs run. Methods are called from the executor's thread only."""
 
     name: str = "?"
+    # On Ctrl-C, should the coordinator cancel running jobs (and requeue them)?
+    # True where jobs die with the coordinator anyway (local children); False where
+    # they are meant to outlive it (jobs in tmux on remote hosts) and are re-adopted.
+    cancel_on_interrupt: bool = True
 
     @abc.abstractmethod
     def slots(self) -> Sequence[Slot]:

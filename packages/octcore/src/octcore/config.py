@@ -208,8 +208,7 @@ def structure_experiment(data: Mapping[str, Any], plugins: Any) -> tuple[Experim
     data = dict(data)
     choices: dict[str, Choice] = {}
     for key, registry in (("dataset", plugins.datasets), ("model", plugins.models)):
-        raw = data.pop(key, {})
-        choice, found = _structure_choice(key, raw, registry)
+        choice, found = _structure_choice(key, data.pop(key, {}), registry)
         problems += found
         if choice is not None:
             choices[key] = choice
@@ -223,13 +222,22 @@ def structure_experiment(data: Mapping[str, Any], plugins: Any) -> tuple[Experim
         try:
             experiment = converter.structure(data, Experiment)
         except BaseValidationError as exc:
-            return None, problems + structure_problems(exc)
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return None, [*problems, Problem("", str(exc))]
-        if problems:
-            return None, problems
+            # report type problems, then structure the rest to find value problems too
+            found = structure_problems(exc)
+            problems += found
+            broken = {p.key.split(".")[0].split("[")[0] for p in found}
+            rest = {k: v for k, v in data.items() if k not in broken}
+            try:
+                experiment = converter.structure(rest, Experiment)
+            except BaseValidationError:
+                return None, problems
         experiment = attrs.evolve(experiment, **choices)
-    problems += validate_fields(experiment)
+    reported = {p.key.split(".")[0] for p in problems}
+    problems += [
+        p
+        for p in validate_fields(experiment)
+        if p.key.split(".")[0] not in {"dataset", "model", *reported}
+    ]
     problems += _cross_field_problems(experiment)
     return (None if problems else experiment), problems
 

@@ -20,15 +20,16 @@ import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import octcore
 from octcore import fsio, outputs
 from octcore.config import MODES_WITH_BASE, Experiment, experiment_from_dict, unstructure_experiment
-from octcore.curves import plot_curves
 from octcore.errors import ConfigError, JobError, OctError
-from octcore.train.loop import EpochRecord, Listener, PhaseResult
-from octcore.train.runner import BASE_SUMMARY, BASE_WEIGHTS, Outcome, phase_summary, run_experiment
+
+if TYPE_CHECKING:  # torch and matplotlib load on first training use: a stand-in job starts fast
+    from octcore.train.loop import EpochRecord, Listener, PhaseResult
+    from octcore.train.runner import Outcome
 
 log = logging.getLogger("octcore.job")
 
@@ -104,6 +105,9 @@ def run_job(
     inputs: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Run one experiment into ``job_dir``; returns the metrics written to metrics.json."""
+    from octcore.curves import plot_curves
+    from octcore.train.runner import run_experiment
+
     prepare_job_dir(job_dir, force=force)
     started = datetime.now(UTC)
     dataset = plugins.datasets.get(experiment.dataset.name).load(experiment.dataset.options)
@@ -170,6 +174,8 @@ def _config_record(experiment: Experiment, dataset: Any) -> dict[str, Any]:
 
 
 def _write_base(base_dir: Path, outcome: Outcome, fingerprint: str, reused: Path | None) -> None:
+    from octcore.train.runner import BASE_SUMMARY, BASE_WEIGHTS
+
     base_dir.mkdir(parents=True, exist_ok=True)
     fsio.torch_save(base_dir / BASE_WEIGHTS, outcome.base_state)
     summary = dict(outcome.base_summary or {})
@@ -187,6 +193,8 @@ def _write_base(base_dir: Path, outcome: Outcome, fingerprint: str, reused: Path
 
 
 def metrics_record(experiment: Experiment, outcome: Outcome) -> dict[str, Any]:
+    from octcore.train.runner import phase_summary
+
     record: dict[str, Any] = {
         "mode": experiment.mode,
         "fold": experiment.fold,
@@ -275,16 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     from octcore.plugins import default_plugins
 
     started = time.perf_counter()
-    threads = os.environ.get(THREADS_ENV)
-    if threads and threads.isdigit():
-        import torch
-
-        torch.set_num_threads(int(threads))
     job_dir: Path | None = None
     try:
         raw = json.loads(args.spec.read_text())
         if isinstance(raw, dict) and "stand_in" in raw:
             return run_stand_in(raw["stand_in"], Path(raw.get("job_dir") or args.spec.parent))
+        threads = os.environ.get(THREADS_ENV)
+        if threads and threads.isdigit():
+            import torch
+
+            torch.set_num_threads(int(threads))
         plugins = default_plugins()
         experiment, spec_dir, inputs = load_spec(args.spec, plugins)
         job_dir = spec_dir

@@ -80,8 +80,9 @@ def make_plugin_manager(
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             infos.append(_load_entry_point(pm, ep, strict))
     for plugin in extra_plugins:
-        name = pm.register(plugin)
-        infos.append(PluginInfo(str(name), "(registered in process)", "", _hooks_of(pm, plugin)))
+        name = getattr(plugin, "__name__", type(plugin).__name__)
+        pm.register(plugin, name=name)
+        infos.append(PluginInfo(name, "registered in process", "", _hooks_of(pm, plugin)))
     pm.check_pending()
     return Plugins(pm, tuple(infos))
 
@@ -141,8 +142,9 @@ class Plugins:
 
     def _collect(self, kind: str, caller: Any) -> Registry[Any]:
         registry: Registry[Any] = Registry(kind)
-        # call_extra-free walk so that we know which plugin returned which record
-        for impl in reversed(caller.get_hookimpls()):
+        # walk the implementations in registration order so that we know which
+        # plugin returned which record (built-ins first)
+        for impl in caller.get_hookimpls():
             owner = self._describe(impl.plugin_name)
             for record in impl.function() or ():
                 registry.add(record, owner)

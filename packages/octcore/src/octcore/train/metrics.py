@@ -40,6 +40,7 @@ class Tally:
 
 def scores_from_confusion(cm: torch.Tensor, loss_sum: float, n: int) -> Scores:
     """Macro-F1 over the classes present in labels or predictions (sklearn's rule)."""
+    cm = cm.double()
     true_positive = cm.diagonal()
     actual = cm.sum(dim=1)
     predicted = cm.sum(dim=0)
