@@ -9,6 +9,12 @@ import pytest
 os.environ.setdefault("OCT_STRICT_PLUGINS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _no_shared_base_store(monkeypatch):
+    """Core tests train their bases inline: a base store (octcache, if installed) is off."""
+    monkeypatch.setenv("OCT_STORE", "off")
+
+
 @pytest.fixture
 def plugins():
     from octcore.plugins import make_plugin_manager

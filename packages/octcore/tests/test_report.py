@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from invoke import Context
 from invoke.exceptions import Exit
-from scipy.stats import wilcoxon
-
 from octcore.cli.collection import build_collection
 from octcore.cli.report import report as report_task
 from octcore.errors import OctError
+from octcore.plugins import make_plugin_manager
 from octcore.report import write_report
 from octcore.report.collect import resolve_run_dir
 from octcore.report.stats import wilcoxon_test
+from scipy.stats import wilcoxon
 
 PARTICIPANTS = [f"p{i:02d}" for i in range(8)]
 
@@ -162,6 +162,7 @@ def test_a_missing_or_failed_fold_marks_the_configuration_incomplete(tmp_path):
     assert "**incomplete (2/4 folds)**" in text
     assert "fold 2 (p02), job `job002`: failed: diverged" in text
     assert "fold 3 (p03), job `job003`: not started" in text
+    assert "incomplete: 2 participant(s) unpaired" in text
 
 
 def test_wilcoxon_matches_scipy_on_the_per_participant_pairs(tmp_path):
@@ -250,8 +251,9 @@ def test_figures_for_the_varied_axis_and_pairs_only(tmp_path):
         for pct in (0.5, 1.0):
             for fold in range(3):
                 base = None if mode == "target_only" else 0.5
+                adapted = 0.5 + pct / 4 + fold / 50
                 jobs.append({"experiment": experiment(fold=fold, mode=mode, target_data_pct=pct),
-                             "metrics": metrics(base, 0.5 + pct / 4 + fold / 50, fold=fold)})  # fmt: skip
+                             "metrics": metrics(base, adapted, fold=fold)})  # fmt: skip
     run_dir = make_run(tmp_path, jobs)
     result = write_report(run_dir)
     names = sorted(p.name for p in (run_dir / "figures").iterdir())
@@ -284,7 +286,8 @@ def test_journal_states_fill_in_for_jobs_without_results(tmp_path):
     ])  # fmt: skip
     with sqlite3.connect(run_dir / "journal.sqlite") as db:
         db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT)")
-        db.executemany("INSERT INTO jobs VALUES (?, ?)", [("job000", "done"), ("job001", "timeout")])
+        states = [("job000", "done"), ("job001", "timeout")]
+        db.executemany("INSERT INTO jobs VALUES (?, ?)", states)
     db.close()
     result = write_report(run_dir)
     assert [r.state for r in result.run.rows] == ["done", "timeout"]
@@ -293,7 +296,7 @@ def test_journal_states_fill_in_for_jobs_without_results(tmp_path):
 
 
 def test_cli_task_by_name_and_clear_error_without_plan(tmp_path, capsys):
-    assert "report" in build_collection().task_names
+    assert "report" in build_collection(make_plugin_manager(entry_points_=False)).task_names
     make_run(tmp_path / "runs", [{"experiment": experiment(), "metrics": metrics(0.5, 0.6)}])
     report_task(Context(), run="study", output=str(tmp_path / "runs"))
     out = capsys.readouterr().out
@@ -307,3 +310,21 @@ def test_cli_task_by_name_and_clear_error_without_plan(tmp_path, capsys):
     assert "has no plan.json" in capsys.readouterr().err
     with pytest.raises(OctError, match="no run directory"):
         resolve_run_dir("nowhere", tmp_path)
+
+
+def test_target_batch_figure_draws_unset_as_a_reference_line(tmp_path):
+    jobs = [
+        {"experiment": experiment(fold=fold, target_batch_pct=pct),
+         "metrics": metrics(0.5, 0.6 + (pct or 0) / 10, fold=fold)}
+        for pct in (None, 0.25, 0.5)
+        for fold in range(2)
+    ]  # fmt: skip
+    run_dir = make_run(tmp_path, jobs)
+    result = write_report(run_dir)
+    assert (run_dir / "figures" / "adapted_test_macro_f1_vs_target_batch_pct.png").exists()
+    assert len(result.paired) == 3
+    assert [s.label for s in result.summaries] == [
+        "target_batch_pct=unset",
+        "target_batch_pct=0.25",
+        "target_batch_pct=0.5",
+    ]

@@ -8,17 +8,16 @@ import statistics
 
 import pytest
 import torch
-
 from octcore.config import experiment_from_dict, unstructure_experiment
 from octcore.job import run_job
 from octcore.plan import independent_plan
-from octcore.plugins import default_plugins
+from octcore.plugins import make_plugin_manager
 from octcore.report import write_report
 
 
 def test_report_of_three_trained_folds(tmp_path):
     torch.set_num_threads(1)
-    plugins = default_plugins()
+    plugins = make_plugin_manager(entry_points_=False)  # no base cache: every job trains
     experiments = [
         experiment_from_dict(
             {

@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-
 from octcore.config import Experiment, resolve_fold
 from octcore.converter import converter
 from octcore.jobs import canonical_json
@@ -175,11 +174,22 @@ class KeyIndex:
         """``(key, spec)`` of an experiment with a base phase."""
         e = experiment
         memo = (
-            e.dataset, e.participants, e.fold, e.n_base_participants, e.model, e.lr,
-            e.weight_decay, e.batch_size, e.augmentation if e.augmentation.enabled else None,
-            e.early_stopping_metric, e.early_stopping_patience, e.max_epochs, e.seed,
-            e.normalize, e.pos_weight,
-        )  # fmt: skip
+            e.dataset,
+            e.participants,
+            e.fold,
+            e.n_base_participants,
+            e.model,
+            e.lr,
+            e.weight_decay,
+            e.batch_size,
+            e.augmentation if e.augmentation.enabled else None,
+            e.early_stopping_metric,
+            e.early_stopping_patience,
+            e.max_epochs,
+            e.seed,
+            e.normalize,
+            e.pos_weight,
+        )
         try:
             hit = self._keys.get(memo)
         except TypeError:  # unhashable options: no memo

@@ -14,6 +14,7 @@ wall clocks, so hosts sharing a store need clocks closer than the TTL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -105,9 +106,14 @@ class Leases:
         try:
             raw = json.loads(fs.cat_file(path))
             return Holder(
-                raw["owner"], raw["host"], int(raw["pid"]), float(raw["heartbeat"]),
-                generation, bool(raw.get("released", False)), raw.get("note", ""),
-            )  # fmt: skip
+                raw["owner"],
+                raw["host"],
+                int(raw["pid"]),
+                float(raw["heartbeat"]),
+                generation,
+                bool(raw.get("released", False)),
+                raw.get("note", ""),
+            )
         except FileNotFoundError:
             return Holder("", "", 0, 0.0, generation, True)
         except (ValueError, KeyError, TypeError, OSError):
@@ -149,8 +155,11 @@ class Leases:
                 if current is not None and not current.released:
                     log.warning(
                         "lease on %s of %s (pid %d on %s) expired; taken over",
-                        key[:16], current.owner, current.pid, current.host,
-                    )  # fmt: skip
+                        key[:16],
+                        current.owner,
+                        current.pid,
+                        current.host,
+                    )
                 for old in generations:
                     self._remove(self._path(key, old))
                 self._start_heartbeat()
@@ -192,7 +201,9 @@ class Leases:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
-            self._thread = threading.Thread(target=self._beat, name="octcache-heartbeat", daemon=True)
+            self._thread = threading.Thread(
+                target=self._beat, name="octcache-heartbeat", daemon=True
+            )
             self._thread.start()
 
     def _beat(self) -> None:
@@ -202,16 +213,24 @@ class Leases:
                 continue
             try:
                 self.heartbeat()
-            except Exception as exc:  # noqa: BLE001 - keep beating; the next try may work
+            except Exception as exc:
                 log.warning("lease heartbeat failed: %s", exc)
 
     # file system ------------------------------------------------------------
 
     def _content(self, key: str, note: str, *, released: bool = False) -> bytes:
-        return json.dumps({
-            "key": key, "owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
-            "heartbeat": time.time(), "ttl": self.ttl, "released": released, "note": note,
-        }).encode()  # fmt: skip
+        return json.dumps(
+            {
+                "key": key,
+                "owner": self.owner,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "heartbeat": time.time(),
+                "ttl": self.ttl,
+                "released": released,
+                "note": note,
+            }
+        ).encode()
 
     def _create(self, path: str, data: bytes) -> bool:
         fs = self.store.fs
@@ -235,10 +254,8 @@ class Leases:
         self.store._write_atomic(path, data)
 
     def _remove(self, path: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError, OSError):
             self.store.fs.rm_file(path)
-        except (FileNotFoundError, OSError):
-            pass
 
 
 def _mtime(fs: Any, path: str) -> float:

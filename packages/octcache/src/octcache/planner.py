@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
 from octcore import fsio
 from octcore.config import MODES_WITH_BASE, Experiment
 from octcore.jobs import job_id
@@ -41,12 +40,18 @@ class PlanStats:
     cached: int  # keys already in the store
     base_jobs: int  # bases to train
     corrupt: int  # keys whose store entry was corrupt (retrained)
+    per_fold: int  # distinct (key, target) pairs: what a planner keyed by fold would train
 
     def notes(self) -> tuple[str, ...]:
         lines = [
             f"{self.experiments:,} jobs, {self.bases:,} distinct bases, {self.cached:,} cached: "
             f"{self.base_jobs:,} base trainings instead of {self.needing_base:,}"
         ]
+        if self.per_fold > self.bases:
+            lines.append(
+                f"{self.per_fold:,} (base set, fold) pairs share those {self.bases:,} bases: folds "
+                "with the same base participants train the same base"
+            )
         if self.corrupt:
             lines.append(f"{self.corrupt} store entries failed verification and will be retrained")
         return tuple(lines)
@@ -86,7 +91,11 @@ def make_plan(experiments: Sequence[Experiment], store: Store, plugins: Any) -> 
     base_ids: dict[str, str] = {}
     jobs: list[PlannedJob] = []
     keys: dict[str, str] = {}
-    for key, experiment in first.items():
+    # larger base sets first: they take longest, and starting them early shortens the
+    # tail in which only a few slots still train bases (longest-processing-time first)
+    order = sorted(first, key=lambda k: -len(index.key(first[k])[1].base_participants))
+    for key in order:
+        experiment = first[key]
         if key in cached:
             continue
         base_experiment = attrs.evolve(experiment, mode="base_only")
@@ -108,14 +117,25 @@ def make_plan(experiments: Sequence[Experiment], store: Store, plugins: Any) -> 
             if key in base_ids:
                 depends = (base_ids[key],)
         jobs.append(
-            PlannedJob(identifier, experiment, depends_on=depends, inputs=inputs,
-                       label=describe(experiment, target))
-        )  # fmt: skip
+            PlannedJob(
+                identifier,
+                experiment,
+                depends_on=depends,
+                inputs=inputs,
+                label=describe(experiment, target),
+            )
+        )
     needing = sum(1 for _, _, key in targets.values() if key is not None)
+    per_fold = len({(key, target) for _, target, key in targets.values() if key is not None})
     stats = PlanStats(
-        experiments=len(targets), needing_base=needing, bases=len(first), cached=len(cached),
-        base_jobs=len(base_ids), corrupt=corrupt,
-    )  # fmt: skip
+        experiments=len(targets),
+        needing_base=needing,
+        bases=len(first),
+        cached=len(cached),
+        base_jobs=len(base_ids),
+        corrupt=corrupt,
+        per_fold=per_fold,
+    )
     plan = Plan(tuple(jobs), notes=stats.notes())
     specs = {key: index.key(experiment)[1] for key, experiment in first.items()}
     return CachePlan(plan, keys, stats, store, specs)

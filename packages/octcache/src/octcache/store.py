@@ -17,6 +17,7 @@ missing, never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -127,9 +128,14 @@ class Store:
             return None
         try:
             return Entry(
-                key=raw["key"], token=raw["token"], spec=raw["spec"], metrics=raw.get("metrics", {}),
-                files=raw["files"], published=raw["published"], host=raw.get("host", ""),
-            )  # fmt: skip
+                key=raw["key"],
+                token=raw["token"],
+                spec=raw["spec"],
+                metrics=raw.get("metrics", {}),
+                files=raw["files"],
+                published=raw["published"],
+                host=raw.get("host", ""),
+            )
         except (KeyError, TypeError) as exc:
             self._report(Corrupt(key, (f"marker lacks {exc}",)))
             return None
@@ -157,7 +163,9 @@ class Store:
         matches = [k for k in self.keys() if k.startswith(prefix)]
         if len(matches) != 1:
             found = "none" if not matches else ", ".join(m[:16] for m in matches[:5])
-            raise KeyError(f"key prefix {prefix!r} matches {len(matches)} entries in {self.url} ({found})")
+            raise KeyError(
+                f"key prefix {prefix!r} matches {len(matches)} entries in {self.url} ({found})"
+            )
         return matches[0]
 
     def check(self, entry: Entry) -> list[str]:
@@ -205,8 +213,10 @@ class Store:
         self.problems.append(corrupt)
         log.warning(
             "store %s: entry %s is corrupt and is treated as missing: %s",
-            self.url, corrupt.key[:16], "; ".join(corrupt.problems),
-        )  # fmt: skip
+            self.url,
+            corrupt.key[:16],
+            "; ".join(corrupt.problems),
+        )
 
     def materialize(self, key: str) -> Path | None:
         """A verified local directory holding the entry's files, or None.
@@ -249,7 +259,9 @@ class Store:
         existing = self.lookup(key)
         if existing is not None:
             return existing
-        files = sorted(p for p in Path(source).iterdir() if p.is_file() and not p.name.startswith("."))
+        files = sorted(
+            p for p in Path(source).iterdir() if p.is_file() and not p.name.startswith(".")
+        )
         if not any(p.name == "base_model.pt" for p in files):
             raise FileNotFoundError(f"{source} holds no base_model.pt to publish")
         token = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
@@ -264,7 +276,10 @@ class Store:
             self.fs.pipe_file(f"{directory}/{path.name}", data)
             manifest[path.name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
         self.fs.pipe_file(f"{directory}/{SPEC_FILE}", spec_bytes)
-        manifest[SPEC_FILE] = {"sha256": hashlib.sha256(spec_bytes).hexdigest(), "size": len(spec_bytes)}
+        manifest[SPEC_FILE] = {
+            "sha256": hashlib.sha256(spec_bytes).hexdigest(),
+            "size": len(spec_bytes),
+        }
         metrics = {}
         summary = Path(source) / "base.json"
         if summary.is_file():
@@ -283,11 +298,17 @@ class Store:
             "host": socket.gethostname(),
             "job": job,
         }
-        entry = Entry(key, token, marker["spec"], metrics, manifest, marker["published"], marker["host"])
+        entry = Entry(
+            key, token, marker["spec"], metrics, manifest, marker["published"], marker["host"]
+        )
         problems = self.check(entry)
         if problems:
-            raise OSError(f"store {self.url}: files of {key[:16]} did not arrive intact: {problems}")
-        self._write_atomic(self.marker_path(key), json.dumps(marker, indent=2, sort_keys=True).encode())
+            raise OSError(
+                f"store {self.url}: files of {key[:16]} did not arrive intact: {problems}"
+            )
+        self._write_atomic(
+            self.marker_path(key), json.dumps(marker, indent=2, sort_keys=True).encode()
+        )
         return entry
 
     def _write_atomic(self, path: str, data: bytes) -> None:
@@ -309,10 +330,8 @@ class Store:
 
     def remove(self, key: str) -> None:
         """Delete an entry: the marker first (it disappears at once), then its files."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self.marker_path(key))
-        except FileNotFoundError:
-            pass
         for sub in ("blobs", "usage"):
             path = self._p(sub, key)
             if self.fs.exists(path):

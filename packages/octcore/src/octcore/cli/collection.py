@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from octcore.cli import info, report, train
+from octcore.cli import info, report, runs, train
 from octcore.plugins import Plugins, default_plugins
 
 
@@ -13,6 +13,9 @@ def build_collection(plugins: Plugins | None = None) -> Collection:
     ns = Collection()
     ns.add_task(train.train)
     ns.add_task(info.plugins)
+    ns.add_task(runs.grid)
+    ns.add_task(runs.status)
+    ns.add_task(runs.logs)
     ns.add_task(report.report)
     for extension in plugins.tasks:
         if extension.name:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke import task
+from rich.markup import escape
 from rich.table import Table
 
 from octcore.cli.common import fail
@@ -32,13 +33,13 @@ def report(c, run, output="runs"):
         test = comparison.test
         p = "—" if test.p is None else f"{test.p:.3g}"
         console.print(
-            f"adapted vs base [{comparison.label}]: n={test.n} p={p}"
-            + (f" ({test.note})" if test.note else "")
+            escape(f"adapted vs base ({comparison.label}): n={test.n} p={p}")
+            + escape(f"; {test.note}" if test.note else "")
         )
     for why in result.figures.skipped:
-        console.print(f"[dim]{why}[/]")
+        console.print(f"[dim]{escape(why)}[/]")
     for name, path in result.files.items():
-        console.print(f"{name}: {path}", soft_wrap=True)
+        console.print(escape(f"{name}: {path}"), soft_wrap=True)
 
 
 def summary_table(result) -> Table:
@@ -51,7 +52,7 @@ def summary_table(result) -> Table:
     for s in result.summaries:
         folds = s.folds_text if s.complete else f"[bold red]{s.folds_text} incomplete[/]"
         table.add_row(
-            s.label, folds,
+            escape(s.label), folds,
             *(s.stats[c].text() for c in ("adapted_test_macro_f1", "adapted_test_accuracy",
                                           "base_test_macro_f1", "gain_macro_f1")),
         )  # fmt: skip

@@ -209,15 +209,15 @@ class Executor:
         self.rows = {row.id: row for row in self.journal.jobs() if row.id in self.jobs}
         self.durations = [r.seconds for r in self.rows.values() if r.state == "done" and r.seconds]
 
-    def _set(self, job_id: str, event: str, detail: str = "", **fields: Any) -> None:
+    def _set(self, job_id: str, event: str, message: str = "", **fields: Any) -> None:
         """Change a job's state: journal first (one transaction), then the mirror and the view."""
-        self.journal.update(job_id, event, detail, **fields)
+        self.journal.update(job_id, event, message, **fields)
         if "handle" in fields and fields["handle"] is not None:
             fields["handle"] = dict(fields["handle"])
         self.rows[job_id] = attrs.evolve(self.rows[job_id], **fields)
         job = self.jobs[job_id]
-        log.info("%s %s %s%s", job_id, event, job.label, f": {detail}" if detail else "")
-        self.observer.event(job, event, detail)
+        log.info("%s %s %s%s", job_id, event, job.label, f": {message}" if message else "")
+        self.observer.event(job, event, message)
 
     def _pending(self) -> list[str]:
         return [i for i, r in sorted(self.rows.items(), key=lambda kv: kv[1].position)

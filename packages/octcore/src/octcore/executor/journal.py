@@ -182,7 +182,7 @@ class Journal:
 
     # --- writing ------------------------------------------------------------------
 
-    def update(self, job_id: str, event: str, detail: str = "", **fields: Any) -> None:
+    def update(self, job_id: str, event: str, message: str = "", **fields: Any) -> None:
         """Change a job's row and append the event, in one transaction."""
         if "handle" in fields and fields["handle"] is not None:
             fields["handle"] = json.dumps(dict(fields["handle"]), sort_keys=True)
@@ -200,7 +200,7 @@ class Journal:
             attempt, slot = row if row else (None, None)
             db.execute(
                 "INSERT INTO events (time, job, event, attempt, slot, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), job_id, event, attempt, slot, detail),
+                (time.time(), job_id, event, attempt, slot, message),
             )
 
     def note(self, event: str, detail: str = "") -> None:

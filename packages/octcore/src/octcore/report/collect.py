@@ -117,7 +117,7 @@ def resolve_run_dir(run: str, root: Path) -> Path:
     if not (candidate / PLAN).is_file() and (root / run / PLAN).is_file():
         candidate = root / run
     if not candidate.is_dir():
-        raise OctError(f"no run directory {run!r} (looked for {candidate} and {root / run})")
+        raise OctError(f"no run directory {run!r}: neither a directory nor a run under {root}/")
     if not (candidate / PLAN).is_file():
         raise OctError(
             f"{candidate} has no {PLAN}: not a grid run directory (runs started by "
@@ -212,7 +212,7 @@ def read_journal_states(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
     except sqlite3.Error:
         return {}
     try:

@@ -104,11 +104,13 @@ def _comparisons(title: str, intro: str, comparisons: Sequence[Comparison]) -> l
     out += [_row(header), _row(["---"] * len(header))]
     for c in comparisons:
         t = c.test
+        missing = f"incomplete: {len(c.unpaired)} participant(s) unpaired" if c.unpaired else ""
+        note = "; ".join(filter(None, [missing, t.note]))
         out.append(
             _row([
                 c.label, str(t.n), _number(c.first_mean), _number(c.second_mean),
                 _number(t.median_difference, signed=True), _number(t.statistic, 1),
-                _number(t.p, p=True), t.note,
+                _number(t.p, p=True), note,
             ])
         )  # fmt: skip
     out.append("")
