@@ -39,10 +39,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packages" / "octsched-ssh" / "tests"))
 
-from sshhosts import TestHost, TestHosts  # noqa: E402
-
 from octcore import outputs  # noqa: E402
 from octcore.testing.backend_contract import stand_in_job  # noqa: E402
+from sshhosts import TestHost, TestHosts  # noqa: E402
 
 
 def no_op_spec(job_dir: Path | str) -> dict[str, Any]:
@@ -83,7 +82,9 @@ def oct_backend(hosts: TestHosts, tmp: Path, name: str, slots_per_host: int):
     return SshBackend(load_cluster(cluster), run_dir), run_dir
 
 
-def oct_per_job(hosts: TestHosts, tmp: Path, count: int, local: LocalJob) -> list[tuple[float, float]]:
+def oct_per_job(
+    hosts: TestHosts, tmp: Path, count: int, local: LocalJob
+) -> list[tuple[float, float]]:
     backend, run_dir = oct_backend(hosts, tmp, "oct-serial", 1)
     times = []
     try:
@@ -147,9 +148,12 @@ class ResearchMethod:
         self.panes = panes_per_host
 
     def ssh_words(self, host: TestHost) -> list[str]:
-        return ["ssh", "-i", str(self.hosts.client_key), "-o", "BatchMode=yes",
-                "-o", f"UserKnownHostsFile={self.hosts.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                "-p", str(host.port), f"{self.hosts.user}@{host.address}"]  # fmt: skip
+        return [
+            "ssh", "-i", str(self.hosts.client_key), "-o", "BatchMode=yes",
+            "-o", f"UserKnownHostsFile={self.hosts.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes",
+            "-p", str(host.port), f"{self.hosts.user}@{host.address}",
+        ]  # fmt: skip
 
     def ssh(self, host: TestHost, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([*self.ssh_words(host), command], capture_output=True, text=True,
@@ -157,7 +161,8 @@ class ResearchMethod:
 
     def setup(self) -> None:
         for host in self.hosts.hosts:
-            lines = [f"tmux kill-session -t {self.SESSION} 2>/dev/null; tmux new-session -d -s {self.SESSION}"]
+            lines = [f"tmux kill-session -t {self.SESSION} 2>/dev/null"]
+            lines += [f"tmux new-session -d -s {self.SESSION}"]
             lines += [f"tmux split-window -t {self.SESSION}"] * (self.panes - 1)
             lines += [f"tmux select-layout -t {self.SESSION} even-vertical"]
             self.ssh(host, "; ".join(lines))
@@ -171,8 +176,10 @@ class ResearchMethod:
         remote = host.dir / "experiments" / job_id
         marker = host.dir / f"job_{job_id}_gpu{pane}.done"
         spec = json.dumps(no_op_spec(remote))
-        command = (f"mkdir -p {remote} && cd {remote} && printf %s {shlex.quote(spec)} > spec.json && "
-                   f"{sys.executable} -m octcore.job spec.json > job.log 2>&1; echo $? > {marker}")  # fmt: skip
+        command = (
+            f"mkdir -p {remote} && cd {remote} && printf %s {shlex.quote(spec)} > spec.json && "
+            f"{sys.executable} -m octcore.job spec.json > job.log 2>&1; echo $? > {marker}"
+        )
         self.ssh(host, f"rm -f {marker}")
         self.ssh(host, f"tmux send-keys -t {self.SESSION}.{pane} {shlex.quote(command)} C-m")
         self.ssh(host, f"while [ ! -f {marker} ]; do sleep {self.POLL}; done", timeout=600)
@@ -189,7 +196,9 @@ class ResearchMethod:
         assert outputs.is_complete(local_root / job_id)
 
 
-def research_per_job(hosts: TestHosts, tmp: Path, count: int, local: LocalJob) -> list[tuple[float, float]]:
+def research_per_job(
+    hosts: TestHosts, tmp: Path, count: int, local: LocalJob
+) -> list[tuple[float, float]]:
     method = ResearchMethod(hosts, tmp, 1)
     method.setup()
     times = []
@@ -220,7 +229,7 @@ def research_throughput(hosts: TestHosts, tmp: Path, count: int) -> float:
                 index = queue.pop(0)
             try:
                 method.run_job(host, pane, f"t{index}", tmp / "research-many")
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(h, p)) for h in hosts.hosts for p in range(2)]
@@ -292,7 +301,8 @@ def main() -> None:
           f"(overhead beyond the job process, paired: {oct_overhead:.3f} s)")  # fmt: skip
     print(f"research method per job:       {research_median:.3f} s median "
           f"(overhead, paired: {research_overhead:.3f} s)")  # fmt: skip
-    print(f"throughput, 6 slots:           oct {oct_rate:.2f} jobs/s, research {research_rate:.2f} jobs/s")
+    print(f"throughput, 6 slots:           oct {oct_rate:.2f} jobs/s, "
+          f"research {research_rate:.2f} jobs/s")  # fmt: skip
     r = result["ratios"]
     print(f"ratios: latency {r['per_job_latency']}x, overhead {r['per_job_overhead']}x, "
           f"throughput {r['throughput']}x  →  {args.out}")  # fmt: skip

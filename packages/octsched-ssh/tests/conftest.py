@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sshhosts import TestHosts, missing_tools  # noqa: E402
+from sshhosts import TestHosts, missing_tools
 
 
 def in_ci() -> bool:

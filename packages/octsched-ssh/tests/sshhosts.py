@@ -15,6 +15,7 @@ Usage: ``hosts = TestHosts(tmp_dir, 3); hosts.up(); ...; hosts.down()``, or
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -108,7 +109,9 @@ class TestHost:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.dir / "sshd.log").read_text() if (self.dir / "sshd.log").exists() else ""
+                log = (
+                    (self.dir / "sshd.log").read_text() if (self.dir / "sshd.log").exists() else ""
+                )
                 raise RuntimeError(f"sshd for {self.name} exited: {log[-500:]}")
             with socket.socket() as sock:
                 if sock.connect_ex((self.address, self.port)) == 0:
@@ -142,7 +145,7 @@ class TestHost:
         return found
 
     def kill(self) -> None:
-        """Host death: the sshd listener, its per-connection children and the tmux server, by PID."""
+        """Host death: sshd's listener, its per-connection children and tmux server, by PID."""
         pids = []
         if self.process is not None:
             pids += [self.process.pid, *self._children(self.process.pid)]
@@ -150,10 +153,8 @@ class TestHost:
         if done.returncode == 0 and done.stdout.strip().isdigit():
             pids.append(int(done.stdout.strip()))
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if self.process is not None:
             self.process.wait(10)
             self.process = None
@@ -162,10 +163,8 @@ class TestHost:
         self.tmux("kill-server")
         if self.process is not None:
             for pid in self._children(self.process.pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
             self.process.terminate()
             try:
                 self.process.wait(10)

@@ -58,5 +58,7 @@ def run_stand_in_grid(grid: Path, run_dir: Path, cluster: Path, sleep: float) ->
 
 
 if __name__ == "__main__":
-    summary = run_stand_in_grid(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]))
+    summary = run_stand_in_grid(
+        Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])
+    )
     print(json.dumps(dict(summary.counts)))

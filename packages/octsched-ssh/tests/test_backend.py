@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-
 from octcore import outputs
 from octcore.errors import OctError
 from octcore.testing.backend_contract import finished, stand_in_job, wait_for
@@ -47,11 +47,16 @@ def test_hostile_names_reach_the_job_as_data(ssh_hosts, tmp_path):
     cluster = ssh_hosts.cluster_toml(tmp_path / "cluster.toml")
     backend = SshBackend(load_cluster(cluster), run_dir)
     try:
-        job = stand_in_job(run_dir, "j; touch pwned4 'q\"", metrics={"participant": hostile, "prefix": hostile})
+        job = stand_in_job(
+            run_dir, "j; touch pwned4 'q\"", metrics={"participant": hostile, "prefix": hostile}
+        )
         handle, status = run_one(backend, job)
         assert (status.state, status.exit_code) == ("exited", 0), status
         backend.collect(job, handle)
-        assert json.loads((job.job_dir / outputs.METRICS).read_text()) == {"participant": hostile, "prefix": hostile}
+        assert json.loads((job.job_dir / outputs.METRICS).read_text()) == {
+            "participant": hostile,
+            "prefix": hostile,
+        }
     finally:
         backend.close()
     assert not marker.exists()
@@ -66,10 +71,10 @@ def test_inputs_are_copied_once_per_host_verified_and_preferred(ssh_hosts, tmp_p
     (source / "sub" / "base.json").write_text('{"k": 1}')
     backend = backend_for(ssh_hosts, tmp_path, run_dir)
     try:
-        first, second, other = backend.slots()[:3]
+        first, _second, other = backend.slots()[:3]
         job1 = stand_in_job(run_dir, "in1", inputs={"base": source})
         assert backend.preference(job1, first) == 0
-        handle1, status = run_one(backend, job1, first)
+        _handle1, status = run_one(backend, job1, first)
         assert status.exit_code == 0
         job2 = stand_in_job(run_dir, "in2", inputs={"base": source})
         assert backend.preference(job2, first) == 1 > backend.preference(job2, other)
@@ -131,7 +136,7 @@ def test_a_complete_local_result_is_not_overwritten(ssh_hosts, tmp_path, run_dir
     backend = backend_for(ssh_hosts, tmp_path, run_dir)
     try:
         job = stand_in_job(run_dir, "dup", metrics={"from": "remote"})
-        handle, status = run_one(backend, job)
+        handle, _status = run_one(backend, job)
         (job.job_dir / outputs.METRICS).write_text('{"from": "first"}')
         (job.job_dir / outputs.RESULT).write_text('{"state": "done"}')
         backend.collect(job, handle)
@@ -227,8 +232,12 @@ def test_cluster_check_task_prints_a_table(ssh_hosts, tmp_path):
         "import sys; from octcore.cli.program import main; "
         "sys.argv=['oct','cluster.check','--cluster',sys.argv[1]]; main()"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(cluster)], capture_output=True, text=True,
-                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(cluster)],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     for text in ("h1", "h2", "h3", "host key", "octcore"):
         assert text in done.stdout
@@ -251,3 +260,38 @@ def test_cluster_sync_copies_the_project(ssh_hosts, tmp_path):
         assert (code / "tasks.py").read_text() == "# tasks\n"
         assert (code / "packages" / "octcore" / "pyproject.toml").exists()
         assert not (code / ".git").exists()
+
+
+def test_unknown_host_is_trusted_on_first_use_only_when_asked(ssh_hosts, tmp_path, run_dir, caplog):
+    ssh_hosts.known_hosts.write_text("")
+    with caplog.at_level(logging.WARNING, logger="octsched_ssh"):
+        backend = backend_for(ssh_hosts, tmp_path, run_dir, trust_on_first_use=True)
+    try:
+        assert {s.host for s in backend.slots()} == {"h1", "h2", "h3"}
+        recorded = ssh_hosts.known_hosts.read_text()
+        for host in ssh_hosts.hosts:
+            assert host.known_hosts_line() in recorded
+        assert any("trusted its key on first use" in r.getMessage() for r in caplog.records)
+    finally:
+        backend.close()
+
+
+def test_ssh_config_host_alias_is_resolved(ssh_hosts, tmp_path, run_dir):
+    h2 = ssh_hosts.hosts[1]
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host lab-two\n  HostName {h2.address}\n  Port {h2.port}\n")
+    body = (
+        f'[defaults]\nidentity_file = "{ssh_hosts.client_key}"\nknown_hosts = "{ssh_hosts.known_hosts}"\n'
+        f'ssh_config = "{config}"\npython = "{sys.executable}"\nuser = "{ssh_hosts.user}"\n\n'
+        f'[[hosts]]\nname = "two"\naddress = "lab-two"\nworkdir = "{tmp_path / "w2"}"\n'
+    )
+    (tmp_path / "alias.toml").write_text(body)
+    backend = SshBackend(load_cluster(tmp_path / "alias.toml"), run_dir)
+    try:
+        job = stand_in_job(run_dir, "via-alias")
+        handle, status = run_one(backend, job)
+        assert (status.state, status.exit_code) == ("exited", 0)
+        backend.collect(job, handle)
+        assert outputs.is_complete(job.job_dir)
+    finally:
+        backend.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from octcore.errors import ConfigError
 from octsched_ssh.config import load_cluster
 
@@ -17,7 +16,10 @@ def write(tmp_path, text, name="cluster.toml"):
 
 
 def test_defaults_apply_and_hosts_override(tmp_path):
-    cluster = load_cluster(write(tmp_path, """
+    cluster = load_cluster(
+        write(
+            tmp_path,
+            """
 [defaults]
 user = "alice"
 python = "/opt/venv/bin/python"
@@ -37,7 +39,9 @@ port = 2222
 [[hosts]]
 address = "cpu-box"
 cpu_slots = 4
-"""))
+""",
+        )
+    )
     gpu1, gpu2, cpu = cluster.hosts
     assert (gpu1.user, gpu1.gpus, gpu1.jobs_per_gpu, gpu1.cpu_slots) == ("alice", ("0", "1"), 2, 0)
     assert (gpu2.user, gpu2.port, gpu2.gpus, gpu2.address) == ("bob", 2222, ("1", "3"), "gpu2")
@@ -47,17 +51,38 @@ cpu_slots = 4
 
 
 def test_research_cluster_config_json_is_read(tmp_path):
-    path = write(tmp_path, json.dumps({"servers": [
-        {"host": "10.0.0.5", "user": "lab", "gpus": 4, "port": 2200, "ssh_key": "~/.ssh/lab"},
-        {"host": "10.0.0.6", "gpus": 2},
-    ]}), "cluster_config.json")
+    path = write(
+        tmp_path,
+        json.dumps(
+            {
+                "servers": [
+                    {
+                        "host": "10.0.0.5",
+                        "user": "lab",
+                        "gpus": 4,
+                        "port": 2200,
+                        "ssh_key": "~/.ssh/lab",
+                    },
+                    {"host": "10.0.0.6", "gpus": 2},
+                ]
+            }
+        ),
+        "cluster_config.json",
+    )
     first, second = load_cluster(path).hosts
-    assert (first.address, first.user, first.port, first.identity_file) == ("10.0.0.5", "lab", 2200, "~/.ssh/lab")
+    assert (first.address, first.user, first.port, first.identity_file) == (
+        "10.0.0.5",
+        "lab",
+        2200,
+        "~/.ssh/lab",
+    )
     assert first.gpus == ("0", "1", "2", "3") and second.gpus == ("0", "1")
 
 
 def test_every_problem_is_named_with_file_and_key(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [defaults]
 jobs_per_gpu = 0
 colour = "blue"
@@ -71,7 +96,8 @@ name = "a"
 
 [[hosts]]
 port = 22
-""")
+""",
+    )
     with pytest.raises(ConfigError) as caught:
         load_cluster(path)
     text = str(caught.value)
@@ -100,7 +126,13 @@ def test_version_check_names_each_difference():
 
     here = {"octcore": "0.1.0", "python": "3.11.7", "torch": "2.13.0"}
     host = HostConfig("g", "g", gpus=("0", "1"))
-    same = {"octcore": "0.1.0", "python": "3.11.2", "torch": "2.13.0", "gpus": 2, "tmux": "tmux 3.3a"}
+    same = {
+        "octcore": "0.1.0",
+        "python": "3.11.2",
+        "torch": "2.13.0",
+        "gpus": 2,
+        "tmux": "tmux 3.3a",
+    }
     assert version_problem(host, same, here) is None
     other = dict(same, octcore="0.0.9", torch="2.12.0", gpus=1)
     message = version_problem(host, other, here)

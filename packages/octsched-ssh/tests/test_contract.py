@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from octcore.backend import Backend, Handle
 from octcore.testing.backend_contract import BackendContract
 from octsched_ssh.backend import SshBackend

@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from octcore import outputs
 from octcore.executor.journal import Journal
 from standin import run_stand_in_grid, write_grid
@@ -76,9 +75,12 @@ def test_training_grid_across_three_hosts(ssh_hosts, tmp_path):
     code = run_grid(grid, "ssh", {"cluster": str(cluster)}, output=tmp_path / "runs")
     assert code == 0
     run_dir = tmp_path / "runs" / "tiny"
-    jobs = sorted((run_dir / "jobs").iterdir())
-    assert len(jobs) == 3 and all(outputs.is_complete(j) for j in jobs)
-    assert all((j / outputs.CURVES).exists() and (j / outputs.HISTORY).exists() for j in jobs)
+    plan = json.loads((run_dir / "plan.json").read_text())
+    jobs = [run_dir / "jobs" / job["id"] for job in plan["jobs"]]
+    assert len([j for j in plan["jobs"] if j["kind"] == "experiment"]) == 3  # and any base jobs
+    assert all(outputs.is_complete(j) for j in jobs)
+    assert all((j / outputs.HISTORY).exists() for j in jobs)
+    assert len(hosts_used(run_dir)) > 1
 
 
 def test_host_killed_mid_run_every_job_completes_once(ssh_hosts, tmp_path):
@@ -128,6 +130,10 @@ def test_coordinator_killed_and_restarted_adopts_running_jobs(ssh_hosts, tmp_pat
     assert summary.ok, summary
     assert_all_done_once(run_dir, 3)
     assert set(launches(run_dir).values()) == {1}, launches(run_dir)  # nothing ran twice
+    journal = Journal.of_run(run_dir, readonly=True)
+    adopted = [e for e in journal.events() if e["event"] == "adopted"]
+    journal.close()
+    assert len(adopted) == 3 and all(e["detail"] in {"running", "exited"} for e in adopted)
 
 
 def test_unreachable_host_at_start_run_completes_on_the_others(ssh_hosts, tmp_path, caplog):
@@ -138,4 +144,6 @@ def test_unreachable_host_at_start_run_completes_on_the_others(ssh_hosts, tmp_pa
     assert summary.ok
     assert_all_done_once(tmp_path / "run", 3)
     assert "gone" not in hosts_used(tmp_path / "run")
-    assert any("host gone" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
+    assert any(
+        "host gone" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records
+    )

@@ -13,6 +13,7 @@ tmux and reports when they end. Remote layout under the host's ``workdir``::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -28,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-
 import octcore
 from octcore import outputs
 from octcore.backend import Backend, Handle, JobStatus, Slot, SlotUnavailable, StagedJob
 from octcore.errors import OctError
+
 from octsched_ssh.config import Cluster, HostConfig, SshBackendConfig, load_cluster
 from octsched_ssh.connection import HostError, HostLink, Loop
 from octsched_ssh.transfer import InputDigests, safe_name, sha256_file
@@ -54,7 +55,9 @@ def local_versions() -> dict[str, Any]:
     return {"octcore": octcore.__version__, "python": platform.python_version(), "torch": torch}
 
 
-def version_problem(host: HostConfig, info: Mapping[str, Any], here: Mapping[str, Any]) -> str | None:
+def version_problem(
+    host: HostConfig, info: Mapping[str, Any], here: Mapping[str, Any]
+) -> str | None:
     """Why a host must not get jobs, or None.
 
     octcore and torch must match exactly, Python in major.minor; the host must have
@@ -76,7 +79,9 @@ def version_problem(host: HostConfig, info: Mapping[str, Any], here: Mapping[str
         count = int(info.get("gpus") or 0)
         missing = [g for g in host.gpus if not g.isdigit() or int(g) >= count]
         if missing:
-            problems.append(f"{count} CUDA device(s) there, but the cluster file lists {list(host.gpus)}")
+            problems.append(
+                f"{count} CUDA device(s) there, but the cluster file lists {list(host.gpus)}"
+            )
     if problems:
         return "; ".join(problems) + " (invoke cluster.sync updates the code on a host)"
     return None
@@ -99,10 +104,13 @@ class SshBackend(Backend):
         self._cancelled: dict[str, int] = {}
         self._closed = False
         self.links = {
-            h.name: HostLink(h, self.remote_run, self.loop, self._notify, self._check) for h in cluster.hosts
+            h.name: HostLink(h, self.remote_run, self.loop, self._notify, self._check)
+            for h in cluster.hosts
         }
         if connect:
-            self.loop.call(self._connect_all(), timeout=max(h.connect_timeout for h in cluster.hosts) + 90)
+            self.loop.call(
+                self._connect_all(), timeout=max(h.connect_timeout for h in cluster.hosts) + 90
+            )
             self._report_unusable()
             if not any(link.state == "up" for link in self.links.values()):
                 reasons = "\n".join(f"  - {link.reason}" for link in self.links.values())
@@ -231,7 +239,9 @@ class SshBackend(Backend):
             env.append(f"OCT_NUM_THREADS={slot.threads}")
         argv = ["sh", link.helper("jobwrap.sh"), job_dir, control, token, session, link.host.python]
         self._call(
-            link.request("launch", job=name, job_dir=job_dir, session=session, token=token, argv=argv + env)
+            link.request(
+                "launch", job=name, job_dir=job_dir, session=session, token=token, argv=argv + env
+            )
         )
         link.jobs[name] = {"job": name, "token": token, "state": "running"}
         return {
@@ -262,7 +272,9 @@ class SshBackend(Backend):
         if report["state"] == "exited":
             return JobStatus("exited", int(report["rc"]))
         if report["state"] == "lost":
-            return JobStatus("lost", None, f"tmux session {handle['session']} ended without a status")
+            return JobStatus(
+                "lost", None, f"tmux session {handle['session']} ended without a status"
+            )
         return JobStatus("running")
 
     def poll(self, handles: Mapping[str, Handle]) -> Mapping[str, JobStatus]:
@@ -301,7 +313,10 @@ class SshBackend(Backend):
             pending = dict(files)
             for _ in range(2):
                 await asyncio.gather(
-                    *(sftp.get(posixpath.join(handle["job_dir"], rel), str(staging / rel)) for rel in pending)
+                    *(
+                        sftp.get(posixpath.join(handle["job_dir"], rel), str(staging / rel))
+                        for rel in pending
+                    )
                 )
                 pending = {
                     rel: meta
@@ -344,7 +359,9 @@ class SshBackend(Backend):
         if link.state != "up":
             return self._status(handle)
         try:
-            found = self.loop.call(link.request("query", job=handle["job"], token=handle["token"]), 60)
+            found = self.loop.call(
+                link.request("query", job=handle["job"], token=handle["token"]), 60
+            )
         except (HostError, asyncssh.Error, OSError, TimeoutError):
             return self._status(handle)
         if found["state"] == "exited":
@@ -364,13 +381,14 @@ class SshBackend(Backend):
         if self._closed:
             return
         self._closed = True
-        async def close_all() -> None:
-            await asyncio.gather(*(link.close() for link in self.links.values()), return_exceptions=True)
 
-        try:
+        async def close_all() -> None:
+            await asyncio.gather(
+                *(link.close() for link in self.links.values()), return_exceptions=True
+            )
+
+        with contextlib.suppress(TimeoutError):
             self.loop.call(close_all(), 15)
-        except TimeoutError:
-            pass
         self.loop.stop()
 
 

@@ -48,10 +48,14 @@ async def check_host(host: HostConfig, here: dict[str, Any]) -> HostReport:
     try:
         conn = await open_connection(host)
     except asyncssh.HostKeyNotVerifiable as exc:
-        return HostReport(host.name, "yes", "-", "MISMATCH", problem=describe_connect_error(host, exc))
+        return HostReport(
+            host.name, "yes", "-", "MISMATCH", problem=describe_connect_error(host, exc)
+        )
     except asyncssh.PermissionDenied as exc:
-        return HostReport(host.name, "yes", "FAILED", "ok", problem=describe_connect_error(host, exc))
-    except (OSError, asyncssh.Error, TimeoutError, asyncio.TimeoutError) as exc:
+        return HostReport(
+            host.name, "yes", "FAILED", "ok", problem=describe_connect_error(host, exc)
+        )
+    except (OSError, asyncssh.Error, TimeoutError) as exc:
         return HostReport(host.name, "NO", problem=describe_connect_error(host, exc))
     try:
         workdir, sftp = await prepare_host(conn, host)
@@ -60,8 +64,8 @@ async def check_host(host: HostConfig, here: dict[str, Any]) -> HostReport:
         done = await conn.run(shlex.join([host.python, agent, "--probe", workdir]), check=False)
         if done.exit_status != 0:
             error = str(done.stderr).strip().splitlines()[-1:] or ["no output"]
-            return HostReport(host.name, "yes", "ok", "ok",
-                              problem=f"python {host.python!r} does not run: {error[0]}")  # fmt: skip
+            problem = f"python {host.python!r} does not run: {error[0]}"
+            return HostReport(host.name, "yes", "ok", "ok", problem=problem)
         info = json.loads(str(done.stdout))
     except (HostError, asyncssh.Error, OSError, json.JSONDecodeError) as exc:
         return HostReport(host.name, "yes", "ok", "ok", problem=str(exc))

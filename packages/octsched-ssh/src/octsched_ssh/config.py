@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
 from octcore.errors import ConfigError, Problem
 
 
@@ -54,6 +53,7 @@ class HostConfig:
     python: str = "python3"
     workdir: str = "~/oct"
     known_hosts: str | None = None  # None: ~/.ssh/known_hosts
+    ssh_config: str | None = None  # None: ~/.ssh/config (Host aliases, HostName, Port, User…)
     trust_on_first_use: bool = False
     cleanup_remote: bool = False
     check_versions: bool = True
@@ -88,6 +88,7 @@ _FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "python": ((str,), "the remote Python (path or command)"),
     "workdir": ((str,), "the remote work directory"),
     "known_hosts": ((str,), "a known_hosts file"),
+    "ssh_config": ((str,), "an OpenSSH client config file"),
     "trust_on_first_use": ((bool,), "true or false"),
     "cleanup_remote": ((bool,), "true or false"),
     "check_versions": ((bool,), "true or false"),
@@ -106,7 +107,8 @@ def load_cluster(path: str | Path) -> Cluster:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(source, [Problem("", f"cannot read the cluster file: {exc.strerror}")])
+        problem = Problem("", f"cannot read the cluster file: {exc.strerror}")
+        raise ConfigError(source, [problem]) from None
     if path.suffix == ".json" or text.lstrip().startswith("{"):
         try:
             raw = json.loads(text)
@@ -134,7 +136,12 @@ def _from_research_json(raw: Any, source: str) -> dict[str, Any]:
         if unknown:
             problems.append(Problem(f"servers[{index}]", f"unknown keys {sorted(unknown)}"))
         host = {"name": server["host"], "address": server["host"]}
-        for old, new in (("user", "user"), ("gpus", "gpus"), ("port", "port"), ("ssh_key", "identity_file")):
+        for old, new in (
+            ("user", "user"),
+            ("gpus", "gpus"),
+            ("port", "port"),
+            ("ssh_key", "identity_file"),
+        ):
             if old in server:
                 host[new] = server[old]
         hosts.append(host)
@@ -147,7 +154,9 @@ def cluster_from_dict(raw: Mapping[str, Any], source: str = "<cluster>") -> Clus
     problems: list[Problem] = []
     unknown = set(raw) - {"defaults", "hosts"}
     if unknown:
-        problems.append(Problem(", ".join(sorted(unknown)), "unknown table (expected [defaults], [[hosts]])"))
+        problems.append(
+            Problem(", ".join(sorted(unknown)), "unknown table (expected [defaults], [[hosts]])")
+        )
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict):
         problems.append(Problem("defaults", "expected a table"))
@@ -189,10 +198,12 @@ def _check_entry(entry: Mapping[str, Any], key: str, fields: Mapping[str, Any]) 
     problems = []
     for name, value in entry.items():
         if name not in fields:
-            problems.append(Problem(f"{key}.{name}", f"unknown key (known: {', '.join(sorted(fields))})"))
+            problems.append(
+                Problem(f"{key}.{name}", f"unknown key (known: {', '.join(sorted(fields))})")
+            )
             continue
         types, what = fields[name]
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             problems.append(Problem(f"{key}.{name}", f"expected {what}, got {value!r}"))
             continue
         if name in {"port", "jobs_per_gpu", "keepalive_count_max"} and value < 1:
@@ -217,7 +228,11 @@ def _check_gpus(value: Any, key: str) -> list[Problem]:
 
 def _host(merged: Mapping[str, Any], name: str) -> HostConfig:
     gpus_raw = merged.get("gpus", 0)
-    gpus = tuple(str(i) for i in range(gpus_raw)) if isinstance(gpus_raw, int) else tuple(map(str, gpus_raw))
+    gpus = (
+        tuple(str(i) for i in range(gpus_raw))
+        if isinstance(gpus_raw, int)
+        else tuple(map(str, gpus_raw))
+    )
     cpu_slots = merged.get("cpu_slots", 0 if gpus else 1)
     if not gpus and cpu_slots == 0:
         raise ValueError(f"host {name!r} has no GPUs and cpu_slots = 0: it offers no slot")

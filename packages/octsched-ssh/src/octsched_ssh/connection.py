@@ -8,6 +8,7 @@ host. ``Loop.call`` runs a coroutine there and waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import posixpath
@@ -38,7 +39,9 @@ class Loop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="octsched-ssh", daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="octsched-ssh", daemon=True
+        )
         self.thread.start()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
@@ -60,10 +63,8 @@ class Loop:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-        try:
+        with contextlib.suppress(TimeoutError):
             self.call(cancel_all(), 5)
-        except TimeoutError:
-            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         if not self.thread.is_alive():
@@ -117,9 +118,7 @@ async def _trust_on_first_use(host: HostConfig) -> None:
         trusted, _, revoked, *_ = known.match(host.address, "", port)
         if trusted or revoked:
             return
-    key = await asyncssh.get_server_host_key(
-        host.address, port, login_timeout=host.connect_timeout
-    )
+    key = await asyncssh.get_server_host_key(host.address, port, login_timeout=host.connect_timeout)
     if key is None:
         return
     name = host.address if port == 22 else f"[{host.address}]:{port}"
@@ -146,6 +145,8 @@ async def open_connection(host: HostConfig) -> asyncssh.SSHClientConnection:
         options["username"] = host.user
     if host.identity_file:
         options["client_keys"] = [str(Path(host.identity_file).expanduser())]
+    if host.ssh_config:
+        options["config"] = [str(Path(host.ssh_config).expanduser())]
     return await asyncssh.connect(host.address, **options)
 
 
@@ -163,7 +164,9 @@ async def prepare_host(
         f"mkdir -p {shlex.quote(relative)} && cd {shlex.quote(relative)} && pwd", check=False
     )
     if done.exit_status != 0:
-        raise HostError(f"host {host.name}: cannot use workdir {workdir!r}: {str(done.stderr).strip()}")
+        raise HostError(
+            f"host {host.name}: cannot use workdir {workdir!r}: {str(done.stderr).strip()}"
+        )
     absolute = str(done.stdout).strip().splitlines()[-1]
     sftp = await conn.start_sftp_client()
     if not await sftp.exists(helper_path(absolute, REMOTE_FILES[-1])):
@@ -228,13 +231,13 @@ class HostLink:
         host = self.host
         try:
             conn = await open_connection(host)
-        except (OSError, asyncssh.Error, TimeoutError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
             permanent = isinstance(exc, asyncssh.HostKeyNotVerifiable)
             self._set_down(describe_connect_error(host, exc), refused=permanent)
             return
         try:
             await self._start(conn)
-        except (OSError, asyncssh.Error, HostError, TimeoutError, asyncio.TimeoutError, ValueError) as exc:
+        except (OSError, asyncssh.Error, HostError, TimeoutError, ValueError) as exc:
             conn.close()
             message = str(exc) if isinstance(exc, HostError) else describe_connect_error(host, exc)
             self._set_down(message, refused=isinstance(exc, HostError))
@@ -256,7 +259,7 @@ class HostLink:
         try:
             line = await asyncio.wait_for(agent.stdout.readline(), timeout=60)
             first = json.loads(line) if line else None
-        except (json.JSONDecodeError, asyncio.TimeoutError):
+        except (TimeoutError, json.JSONDecodeError):
             first = None
         if not first or first.get("ev") not in {"ready", "job"}:
             agent.close()
@@ -332,8 +335,6 @@ class HostLink:
             self.agent.stdin.write_eof()
         if self.conn is not None:
             self.conn.close()
-            try:
+            with contextlib.suppress(TimeoutError, OSError, asyncssh.Error):
                 await asyncio.wait_for(self.conn.wait_closed(), 5)
-            except (asyncio.TimeoutError, OSError, asyncssh.Error):
-                pass
         self.conn = self.sftp = self.agent = None

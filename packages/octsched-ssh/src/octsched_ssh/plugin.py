@@ -1,4 +1,4 @@
-"""Entry point of the octsched-ssh plugin (group ``octcore``): the ``ssh`` backend and ``cluster.*``."""
+"""Entry point of the octsched-ssh plugin (group ``octcore``): the backend and ``cluster.*``."""
 
 from __future__ import annotations
 

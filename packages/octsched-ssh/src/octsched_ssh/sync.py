@@ -35,6 +35,8 @@ def project_root(start: Path | None = None) -> Path:
 
 def ssh_command(host: HostConfig) -> list[str]:
     words = ["ssh", "-o", "BatchMode=yes"]
+    if host.ssh_config:
+        words += ["-F", str(Path(host.ssh_config).expanduser())]
     known = Path(host.known_hosts or "~/.ssh/known_hosts").expanduser()
     words += ["-o", f"UserKnownHostsFile={known}"]
     words += ["-o", "StrictHostKeyChecking=" + ("accept-new" if host.trust_on_first_use else "yes")]
@@ -74,7 +76,9 @@ async def _install(host: HostConfig, code: str, packages: list[str]) -> str:
             words += ["-e", posixpath.join(code, "packages", name)]
         done = await conn.run(shlex.join(words), check=False)
         if done.exit_status != 0:
-            raise HostError(f"host {host.name}: pip install failed: {str(done.stderr).strip()[-800:]}")
+            raise HostError(
+                f"host {host.name}: pip install failed: {str(done.stderr).strip()[-800:]}"
+            )
         return shlex.join(words)
     finally:
         conn.close()
@@ -102,7 +106,9 @@ def sync_host(host: HostConfig, root: Path, *, install: bool = True) -> str:
     return f"code copied to {code}; installed: {command}"
 
 
-def sync_cluster(cluster: Cluster, root: Path, *, install: bool = True) -> dict[str, str | HostError]:
+def sync_cluster(
+    cluster: Cluster, root: Path, *, install: bool = True
+) -> dict[str, str | HostError]:
     results: dict[str, str | HostError] = {}
     for host in cluster.hosts:
         try:

@@ -118,7 +118,7 @@ def run_grid(
         title = f"{loaded.name}: {len(plan.jobs)} jobs on {backend.describe()}  →  {run_dir}"
         view = LiveView(console, title) if console.is_terminal else LineView(console)
         if not console.is_terminal:
-            console.print(title, highlight=False, markup=False)
+            console.print(title, highlight=False, markup=False, soft_wrap=True)
         with view:
             summary = Executor(plan, backend, run_dir, plugins, options, observer=view).run()
     return report_summary(summary, run_dir, path, loaded.name)
@@ -131,7 +131,8 @@ def report_summary(summary: Any, run_dir: Path, path: Path, name: str) -> int:
     console.print(counts_text(summary.counts))
     again = f"invoke grid {path}"
     if summary.stopped == "interrupted":
-        console.print(f"[yellow]interrupted[/]: finished jobs are kept; run `{again}` to resume")
+        console.print(f"[yellow]interrupted[/]: finished jobs are kept; run `{again}` to resume",
+                      soft_wrap=True)  # fmt: skip
         return 130
     if summary.failed:
         journal = Journal.of_run(run_dir, readonly=True)
@@ -140,14 +141,14 @@ def report_summary(summary: Any, run_dir: Path, path: Path, name: str) -> int:
                 row = journal.job(job_id)
                 if row is not None:
                     console.print(f"[red]{row.state}[/] {job_id} {row.label}: {row.detail or ''}",
-                                  highlight=False)  # fmt: skip
+                                  highlight=False, soft_wrap=True)  # fmt: skip
         finally:
             journal.close()
         how = "stopped at the first failure (--fail-fast); " if summary.stopped == "fail-fast" else ""
         console.print(f"{how}{len(summary.failed)} job(s) did not finish: see `invoke logs {name} JOB`; "
-                      f"`{again}` retries them")  # fmt: skip
+                      f"`{again}` retries them", soft_wrap=True)  # fmt: skip
         return 1
-    console.print(f"all jobs done: `invoke report {name}` for the table and figures")
+    console.print(f"all jobs done: `invoke report {name}` for the table and figures", soft_wrap=True)
     return 0
 
 
@@ -221,16 +222,28 @@ def print_plan(loaded: Any, plan: Any) -> None:
         kinds[job.kind] = kinds.get(job.kind, 0) + 1
     by_kind = ", ".join(f"{n} {k}" for k, n in kinds.items())
     console.print(f"[bold]{loaded.name}[/]: {len(plan.jobs)} jobs ({by_kind}) from "
-                  f"{len(loaded.experiments)} grid points; nothing was run (--dry-run)")  # fmt: skip
+                  f"{len(loaded.experiments)} grid points; nothing was run (--dry-run)",
+                  soft_wrap=True)  # fmt: skip
     for note in plan.notes:
         console.print(note, highlight=False)
+    show_kind = len(kinds) > 1
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("job", "kind", "experiment", *loaded.axes):
-        table.add_column(column)
+    for column in ("job", *(["kind"] if show_kind else []), "experiment", *loaded.axes):
+        table.add_column(column, no_wrap=True)
     for job in plan.jobs:
         values = [axis_value(job.experiment, key) for key in loaded.axes]
-        table.add_row(job.id, job.kind, job.label, *values)
-    console.print(table)
+        table.add_row(job.id, *([job.kind] if show_kind else []), job.label, *values)
+    print_wide(table)
+
+
+def print_wide(renderable: Any) -> None:
+    """A table in a terminal fits the terminal; in a file or pipe each row stays one line."""
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        from rich.console import Console
+
+        Console(width=max(console.width, 300), highlight=False).print(renderable)
 
 
 # --- status and logs ------------------------------------------------------------
@@ -265,9 +278,9 @@ def print_status(run: str, output: str | Path = "runs", limit: int | None = 200)
         journal.close()
     holder = coordinator_pid(run_dir)
     state = f"coordinator running (pid {holder})" if holder else "no coordinator running"
-    console.print(f"[bold]{run_dir.name}[/] ({run_dir}): {state}", highlight=False)
+    console.print(f"[bold]{run_dir.name}[/] ({run_dir}): {state}", highlight=False, soft_wrap=True)
     console.print(counts_text(counts))
-    console.print(status_table(rows, limit=limit))
+    print_wide(status_table(rows, limit=limit))
     if limit is not None and len(rows) > limit:
         console.print(f"… {len(rows) - limit} more jobs (--all lists every one)")
 

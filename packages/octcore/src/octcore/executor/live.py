@@ -116,7 +116,7 @@ class LineView:
             stamp = time.strftime("%H:%M:%S")
             suffix = f" ({detail})" if detail else ""
             self.console.print(f"{stamp} {job.id} {event}: {job.label}{suffix}", highlight=False,
-                               markup=False)  # fmt: skip
+                               markup=False, soft_wrap=True)  # fmt: skip
 
     def update(self, snapshot: Snapshot) -> None:
         pass

@@ -19,6 +19,7 @@ usage: python agent.py RUN_ROOT        serve requests
        python agent.py --probe DIR     print what the host has (versions, GPUs, disk)
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import hashlib
@@ -60,7 +61,7 @@ def manifest(root):
 
 
 def write_atomic(path, text):
-    tmp = "%s.tmp%d" % (path, os.getpid())
+    tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as handle:
         handle.write(text)
         handle.flush()
@@ -73,13 +74,18 @@ def tmux_sessions():
     try:
         done = subprocess.run(
             ["tmux", "list-sessions", "-F", "#{session_name}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+            capture_output=True,
+            text=True,
         )
     except OSError:
         return None
     if done.returncode != 0:
         lowered = done.stderr.lower()
-        if "no server running" in lowered or "no such file" in lowered or "error connecting" in lowered:
+        if (
+            "no server running" in lowered
+            or "no such file" in lowered
+            or "error connecting" in lowered
+        ):
             return set()
         return None
     return set(done.stdout.split())
@@ -87,8 +93,7 @@ def tmux_sessions():
 
 def probe_tmux():
     try:
-        out = subprocess.run(["tmux", "-V"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             universal_newlines=True)
+        out = subprocess.run(["tmux", "-V"], capture_output=True, text=True)
         return out.stdout.strip() or None
     except OSError:
         return None
@@ -106,8 +111,9 @@ def probe(workdir):
         except Exception:
             info[package] = None
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             universal_newlines=True)
+        out = subprocess.run(
+            ["nvidia-smi", "-L"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         info["gpus"] = sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
     except OSError:
         info["gpus"] = 0
@@ -261,8 +267,12 @@ class Agent:
                 reply = getattr(self, "op_" + request["op"])(**request.get("args", {}))
                 message = {"ev": "reply", "id": request["id"], "ok": True, "result": reply}
             except Exception as exc:  # every failure goes back to the coordinator
-                message = {"ev": "reply", "id": request["id"], "ok": False,
-                           "error": "%s: %s" % (type(exc).__name__, exc)}
+                message = {
+                    "ev": "reply",
+                    "id": request["id"],
+                    "ok": False,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
             self.send(message)
 
     def tmux_version(self):
@@ -282,8 +292,11 @@ class Agent:
         return env
 
     def _kill_session(self, session):
-        subprocess.run(["tmux", "kill-session", "-t", "=" + session],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["tmux", "kill-session", "-t", "=" + session],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def op_stage(self, job, job_dir, files, session):
         """A fresh job directory holding ``files``; a stale attempt of this job is ended."""
@@ -293,10 +306,8 @@ class Agent:
         if old and old.get("session") != session:
             self._kill_session(old["session"])
         for suffix in (".session", ".status"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.ctl, job + suffix))
-            except FileNotFoundError:
-                pass
         shutil.rmtree(job_dir, ignore_errors=True)
         os.makedirs(job_dir)
         for name, text in files.items():
@@ -307,12 +318,16 @@ class Agent:
         # tmux >= 3.0 execs a command given as several words directly: no shell parses
         # them, and no login shell start-up (a heavy .bashrc) delays the job. Older
         # tmux gets one string of quoted words for its shell.
-        command = argv if self.tmux_version() >= (3, 0) else [" ".join(shlex.quote(w) for w in argv)]
+        command = (
+            argv if self.tmux_version() >= (3, 0) else [" ".join(shlex.quote(w) for w in argv)]
+        )
+        new_session = ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50"]
+        new_session += ["-c", job_dir]
         for attempt in range(10):
             done = subprocess.run(
-                ["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", "-c", job_dir]
-                + command,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                [*new_session, *command],
+                capture_output=True,
+                text=True,
                 env=self.job_env(),
             )
             # a server whose last session just ended is shutting down: ask the next one
@@ -336,7 +351,7 @@ class Agent:
         self._kill_session(info["session"])
         with self.lock:
             if info["state"] == "running" and self.read_status(job) is None:
-                write_atomic(os.path.join(self.ctl, job + ".status"), "143 %s\n" % token)
+                write_atomic(os.path.join(self.ctl, job + ".status"), f"143 {token}\n")
         self.scan()
         return None
 
@@ -362,10 +377,8 @@ class Agent:
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-                except FileNotFoundError:
-                    pass
         return None
 
     def op_forget(self, job, token):
@@ -386,7 +399,7 @@ class Agent:
         if found != expected:
             shutil.rmtree(tmp, ignore_errors=True)
             bad = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
-            raise RuntimeError("uploaded input does not match its checksums: %s" % bad[:5])
+            raise RuntimeError(f"uploaded input does not match its checksums: {bad[:5]}")
         if os.path.isfile(path + ".complete"):  # another coordinator was first
             shutil.rmtree(tmp, ignore_errors=True)
             return None
