@@ -46,7 +46,10 @@ def check(c, session=None):
 @task(help={"name": "trainer (default), executor, ssh or cache"})
 def bench(c, name="trainer"):
     """Run a benchmark under bench/ and write bench/results/NAME.json."""
-    c.run(f"{PYTHON} bench/{_quote(name)}.py", env={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")})
+    c.run(
+        f"{PYTHON} bench/{_quote(name)}.py",
+        env={"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")},
+    )
 
 
 def _quote(text: str) -> str:

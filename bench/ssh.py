@@ -9,7 +9,9 @@ is the machinery, plus the job process's own start-up (reported separately).
 
 1. Per-job latency, one job at a time: from dispatch until its result is verified
    in the local job directory (median). oct: ``stage`` → ``launch`` → wait for the
-   agent's report → ``collect`` (sha256-checked).
+   agent's report → ``collect`` (sha256-checked). The overhead is that time less the
+   no-op job process run locally right before it (median of the paired differences,
+   so that the shared machine's drifting load cancels).
 2. Aggregate throughput: many no-op jobs over 2 slots per host (6 in all), jobs/s.
 3. The same two figures for the research code's method, re-created here: one new
    ``ssh`` process per step, ``tmux send-keys`` into a pane per slot, the exit status

@@ -59,8 +59,9 @@ def trainer(data, epochs: int) -> float:
     sampler = ComposedSampler(len(yb), len(yt), BATCH, P, torch.Generator().manual_seed(0))
     phase = PhaseData(torch.cat([xb, xt]), torch.cat([yb, yt]), sampler, xt[:64], yt[:64])
     started = time.perf_counter()
-    train_phase("target", model, phase, optimizer, Objective(6, 1.0), StopRule("loss", 10**6, epochs),
-                Augmentation(), SilentListener())  # fmt: skip
+    stop = StopRule("loss", 10**6, epochs)
+    train_phase("target", model, phase, optimizer, Objective(6, 1.0), stop, Augmentation(),
+                SilentListener())  # fmt: skip
     windows = epochs * sampler.batches_per_epoch() * BATCH
     return windows / (time.perf_counter() - started)
 
@@ -126,7 +127,7 @@ def build_trainer(data, epochs: int) -> float:
     windows = 0
     for _ in range(epochs):
         for index in sampler.epoch():
-            batch_x, batch_y = x[index], y[index]
+            _batch_x, batch_y = x[index], y[index]
             windows += len(batch_y)
     return windows / (time.perf_counter() - started)
 
@@ -165,7 +166,9 @@ def measure(window: int, n_base: int, n_target: int, epochs: int) -> dict:
         "ratios": {
             "trainer_vs_bare_loop": round(median["trainer"] / median["bare_loop"], 3),
             "trainer_vs_research": round(median["trainer"] / median["research"], 3),
-            "batch_building_vs_research": round(median["build_trainer"] / median["build_research"], 2),
+            "batch_building_vs_research": round(
+                median["build_trainer"] / median["build_research"], 2
+            ),
         },
     }
 

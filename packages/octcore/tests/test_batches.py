@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from octcore.train.batches import ComposedSampler, IndexStream, UniformSampler, target_count
 
 

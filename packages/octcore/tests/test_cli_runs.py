@@ -1,4 +1,4 @@
-"""``invoke grid`` (flags, dry run, errors before any write), ``invoke status`` and ``invoke logs``."""
+"""``invoke grid`` (flags, dry run, errors before any write), ``invoke status``, ``invoke logs``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from octcore import fsio, outputs
 from octcore.cli.runs import backend_config, print_status, run_grid, show_log
 from octcore.errors import ConfigError, OctError, UnknownNameError
@@ -45,7 +44,9 @@ def grid_file(tmp_path):
 
 def test_dry_run_prints_the_jobs_and_writes_nothing(tmp_path, grid_file, local_plugins, capsys):
     output = tmp_path / "runs"
-    code = run_grid(grid_file, "local", {"slots": 2}, dry_run=True, output=output, plugins=local_plugins)
+    code = run_grid(
+        grid_file, "local", {"slots": 2}, dry_run=True, output=output, plugins=local_plugins
+    )
     out = capsys.readouterr().out
     assert code == 0 and not output.exists()
     assert "small: 8 jobs" in out and "nothing was run" in out
@@ -81,13 +82,25 @@ def test_an_unknown_backend_lists_the_installed_ones(grid_file, local_plugins, t
 
 
 def test_the_command_line_dry_run(grid_file, tmp_path):
-    command = [sys.executable, "-c", "from octcore.cli.program import main; main()",
-               "grid", str(grid_file), "--dry-run", "--output", str(tmp_path / "runs")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        "from octcore.cli.program import main; main()",
+        "grid",
+        str(grid_file),
+        "--dry-run",
+        "--output",
+        str(tmp_path / "runs"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "nothing was run" in done.stdout
-    bad = subprocess.run([*command[:3], "grid", str(grid_file), "--backend", "nope"],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    bad = subprocess.run(
+        [*command[:3], "grid", str(grid_file), "--backend", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "unknown backend 'nope'" in bad.stderr
 
 
@@ -95,8 +108,15 @@ def fake_run(root: Path, count: int) -> Path:
     run_dir = root / "study"
     journal = Journal.of_run(run_dir)
     journal.sync_plan((f"{i:016x}", "experiment", f"job {i}") for i in range(count))
-    journal.update(f"{0:016x}", "launched", state="running", slot="local/cpu0", started=time.time(),
-                   attempts=1, handle={"pid": 1})  # fmt: skip
+    journal.update(
+        f"{0:016x}",
+        "launched",
+        state="running",
+        slot="local/cpu0",
+        started=time.time(),
+        attempts=1,
+        handle={"pid": 1},
+    )
     journal.update(f"{1:016x}", "failed", state="failed", detail="exit status 1", attempts=2)
     journal.update(f"{2:016x}", "done", state="done", seconds=12.0, attempts=1)
     journal.close()
@@ -117,7 +137,7 @@ def test_status_reads_the_journal(tmp_path, capsys):
 
 def test_status_of_an_unknown_run_lists_known_ones(tmp_path):
     fake_run(tmp_path, 1)
-    with pytest.raises(OctError, match="runs under .*: study"):
+    with pytest.raises(OctError, match=r"runs under .*: study"):
         print_status("nope", tmp_path)
 
 

@@ -6,6 +6,7 @@ import json
 
 import attrs
 import pytest
+
 from octcore.cli.flags import overrides_from_flags
 from octcore.config import Experiment, load_experiment, resolve_fold
 from octcore.errors import ConfigError
@@ -146,7 +147,7 @@ def test_bad_flags_are_reported_with_the_flag_name():
 def test_syntax_error_names_the_file(tmp_path, plugins):
     path = tmp_path / "broken.toml"
     path.write_text("fold = = 1")
-    with pytest.raises(ConfigError, match="broken.toml"):
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_experiment(path, {}, plugins)
 
 

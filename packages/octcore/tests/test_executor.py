@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from octcore import fsio, outputs
 from octcore.backend import Backend, Handle, JobStatus, Slot, SlotUnavailable, StagedJob
 from octcore.config import experiment_from_dict
@@ -133,11 +132,18 @@ def experiment(plugins, seed: int):
 
 def make_plan(plugins, ids, deps=None, inputs=None) -> Plan:
     deps, inputs = deps or {}, inputs or {}
-    return Plan(tuple(
-        PlannedJob(job_id, experiment(plugins, i), depends_on=tuple(deps.get(job_id, ())),
-                   inputs=tuple(inputs.get(job_id, ())), label=f"job {job_id}")
-        for i, job_id in enumerate(ids)
-    ))  # fmt: skip
+    return Plan(
+        tuple(
+            PlannedJob(
+                job_id,
+                experiment(plugins, i),
+                depends_on=tuple(deps.get(job_id, ())),
+                inputs=tuple(inputs.get(job_id, ())),
+                label=f"job {job_id}",
+            )
+            for i, job_id in enumerate(ids)
+        )
+    )
 
 
 def run(plan, backend, run_dir, plugins=None, **options) -> tuple[Any, Journal, Executor]:
@@ -207,7 +213,7 @@ def test_lost_jobs_are_requeued_without_counting_a_failure(tmp_path, core_plugin
 
 def test_lost_too_often_is_a_failure(tmp_path, core_plugins):
     plan = make_plan(core_plugins, ["x"])
-    summary, journal, _ = run(plan, ScriptedBackend({"x": ["lost"] * 3}), tmp_path / "r", max_lost=2)
+    _, journal, _ = run(plan, ScriptedBackend({"x": ["lost"] * 3}), tmp_path / "r", max_lost=2)
     row = journal.job("x")
     assert (row.state, row.lost) == ("failed", 3) and "lost 3 times" in row.detail
 
@@ -222,8 +228,12 @@ def test_a_job_past_its_timeout_is_cancelled_and_marked(tmp_path, core_plugins):
 
 
 def test_dependencies_and_inputs(tmp_path, core_plugins):
-    plan = make_plan(core_plugins, ["base", "target"], deps={"target": ["base"]},
-                     inputs={"target": [Input("base", job="base", path="")]})  # fmt: skip
+    plan = make_plan(
+        core_plugins,
+        ["base", "target"],
+        deps={"target": ["base"]},
+        inputs={"target": [Input("base", job="base", path="")]},
+    )
     backend = ScriptedBackend({"base": ["ok"], "target": ["ok"]})
     summary, _, _ = run(plan, backend, tmp_path / "run")
     assert summary.ok and [j for j, _ in backend.launched] == ["base", "target"]
@@ -302,23 +312,36 @@ def fake_crash(run_dir: Path, plan: Plan, running: dict[str, Handle], done: list
     for job_id in done:
         journal.update(job_id, "done", state="done", attempts=1)
     for job_id, handle in running.items():
-        journal.update(job_id, "launched", state="running", attempts=1, slot=handle["slot"],
-                       handle=handle, started=1.0e9 * 1.8)  # fmt: skip
+        journal.update(
+            job_id,
+            "launched",
+            state="running",
+            attempts=1,
+            slot=handle["slot"],
+            handle=handle,
+            started=1.0e9 * 1.8,
+        )
     journal.close()
 
 
 def test_resume_adopts_running_jobs(tmp_path, core_plugins):
     run_dir = tmp_path / "run"
     plan = make_plan(core_plugins, ["done", "still", "finished", "vanished", "new"])
-    running = {j: {"job": j, "slot": f"fake/{i}"} for i, j in enumerate(["still", "finished", "vanished"])}
+    running = {
+        j: {"job": j, "slot": f"fake/{i}"} for i, j in enumerate(["still", "finished", "vanished"])
+    }
     fake_crash(run_dir, plan, running, ["done"])
     fsio.write_json(run_dir / "jobs/done" / outputs.METRICS, {})
     fsio.write_json(run_dir / "jobs/done" / outputs.RESULT, {"state": "done"})
     backend = ScriptedBackend(
-        {"still": ["ok"], "vanished": ["ok"], "new": ["ok"]}, slots=3,
-        adopt_as={"still": JobStatus("running"), "finished": JobStatus("exited", 0),
-                  "vanished": JobStatus("lost")},
-    )  # fmt: skip
+        {"still": ["ok"], "vanished": ["ok"], "new": ["ok"]},
+        slots=3,
+        adopt_as={
+            "still": JobStatus("running"),
+            "finished": JobStatus("exited", 0),
+            "vanished": JobStatus("lost"),
+        },
+    )
     summary, journal, _ = run(plan, backend, run_dir)
     assert summary.ok, states(journal)
     # only the vanished job and the new one are launched again; nothing done reruns
@@ -357,11 +380,13 @@ class StopAfterLaunch:
 def test_an_interrupt_leaves_the_journal_consistent(tmp_path, core_plugins, cancel_on_interrupt):
     run_dir = tmp_path / "run"
     plan = make_plan(core_plugins, ["a", "b", "c"])
-    backend = ScriptedBackend({"a": ["hang"], "b": ["hang"], "c": ["ok"]},
-                              cancel_on_interrupt=cancel_on_interrupt)  # fmt: skip
+    backend = ScriptedBackend(
+        {"a": ["hang"], "b": ["hang"], "c": ["ok"]}, cancel_on_interrupt=cancel_on_interrupt
+    )
     observer = StopAfterLaunch(2)
-    executor = Executor(plan, backend, run_dir, core_plugins, ExecutorOptions(tick=0.01),
-                        observer=observer)  # fmt: skip
+    executor = Executor(
+        plan, backend, run_dir, core_plugins, ExecutorOptions(tick=0.01), observer=observer
+    )
     observer.executor = executor
     summary = executor.run()
     assert summary.stopped == "interrupted" and not summary.ok

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from octcore import outputs
 from octcore.config import experiment_from_dict
 from octcore.executor import Executor, ExecutorOptions, Journal
@@ -110,7 +109,9 @@ def test_killed_from_outside_is_requeued_without_a_failure(tmp_path, core_plugin
 
     killer = threading.Thread(target=kill_first_attempt)
     killer.start()
-    summary = Executor(plan, backend, tmp_path / "run", core_plugins, ExecutorOptions(retries=0)).run()
+    summary = Executor(
+        plan, backend, tmp_path / "run", core_plugins, ExecutorOptions(retries=0)
+    ).run()
     killer.join()
     row = Journal.of_run(tmp_path / "run", readonly=True).job("victim")
     assert summary.ok
@@ -151,8 +152,10 @@ mode = ["target_only", "full_fine_tuning"]
 def coordinator(grid: Path, output: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(grid), str(output)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def journal_rows(run_dir: Path):
@@ -161,7 +164,7 @@ def journal_rows(run_dir: Path):
     journal = Journal.of_run(run_dir, readonly=True)
     try:
         return journal.jobs()
-    except Exception:  # noqa: BLE001 - not created yet
+    except Exception:
         return []
     finally:
         journal.close()
@@ -179,7 +182,9 @@ def test_ctrl_c_cancels_children_and_leaves_the_journal_consistent(tmp_path):
     grid.write_text(GRID.format(epochs=2000, participants=3))
     process = coordinator(grid, tmp_path / "runs")
     run_dir = tmp_path / "runs/tiny"
-    wait_until(lambda: sum(r.state == "running" for r in journal_rows(run_dir)) == 2, "two running jobs")
+    wait_until(
+        lambda: sum(r.state == "running" for r in journal_rows(run_dir)) == 2, "two running jobs"
+    )
     pids = [r.handle["pid"] for r in journal_rows(run_dir) if r.state == "running"]
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=DEADLINE)
@@ -223,9 +228,13 @@ def test_resume_after_kill_9_reruns_nothing_and_matches_an_uninterrupted_run(tmp
     assert second.returncode == 0, out
     journal = Journal.of_run(run_dir, readonly=True)
     assert all(r.state == "done" for r in journal.jobs())
-    relaunched = {e["job"] for e in journal.events() if e["seq"] > seq_before and e["event"] == "launched"}
+    relaunched = {
+        e["job"] for e in journal.events() if e["seq"] > seq_before and e["event"] == "launched"
+    }
     assert not relaunched & done_before
-    assert stamps == {j: (run_dir / "jobs" / j / outputs.RESULT).stat().st_mtime_ns for j in done_before}
+    assert stamps == {
+        j: (run_dir / "jobs" / j / outputs.RESULT).stat().st_mtime_ns for j in done_before
+    }
     assert not any(r.failures for r in journal.jobs())
 
     clean = coordinator(grid, tmp_path / "clean")

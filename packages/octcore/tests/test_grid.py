@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from octcore.errors import ConfigError
 from octcore.grid import load_grid
 from octcore.plugins import make_plugin_manager
@@ -31,7 +30,9 @@ def problems(path: Path, plugins) -> list[str]:
 
 
 def test_axes_make_the_cartesian_product_times_folds(tmp_path, core_plugins):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 folds = [0, 2]
 [experiment]
 {SYNTH}
@@ -40,12 +41,15 @@ max_epochs = 3
 mode = ["full_fine_tuning", "target_only"]
 target_data_pct = [0.25, 0.5, 1.0]
 "model.base_channels" = [4, 8]
-""")
+""",
+    )
     grid = load_grid(path, core_plugins)
     assert grid.name == "study"
     assert len(grid.experiments) == 2 * 3 * 2 * 2
     assert grid.axes == ("mode", "target_data_pct", "model.base_channels", "fold")
-    points = {(e.mode, e.target_data_pct, e.model.options.base_channels, e.fold) for e in grid.experiments}
+    points = {
+        (e.mode, e.target_data_pct, e.model.options.base_channels, e.fold) for e in grid.experiments
+    }
     assert len(points) == len(grid.experiments)
     assert all(e.max_epochs == 3 for e in grid.experiments)
     assert {e.fold for e in grid.experiments} == {0, 2}
@@ -70,13 +74,16 @@ def test_unknown_experiment_key_is_named(tmp_path, core_plugins):
 
 
 def test_bad_axis_value_is_reported_with_its_index(tmp_path, core_plugins):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 [experiment]
 {SYNTH}
 [axes]
 mode = ["target_only", "nonsense"]
 batch_size = [16, "32"]
-""")
+""",
+    )
     found = problems(path, core_plugins)
     assert any(p.startswith("axes.mode[1]:") for p in found), found
     assert any(p.startswith("axes.batch_size[1]:") for p in found), found
@@ -90,13 +97,16 @@ def test_fold_past_the_participant_list(tmp_path, core_plugins):
 
 
 def test_every_problem_at_once(tmp_path, core_plugins):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 folds = [7]
 [experiment]
 {SYNTH}
 [axes]
 mode = ["nonsense"]
-""")
+""",
+    )
     found = problems(path, core_plugins)
     assert {p.split(":")[0] for p in found} == {"folds", "axes.mode[0]"}
 
@@ -116,8 +126,9 @@ def test_research_job_list_is_a_grid(tmp_path, core_plugins):
 
     jobs = [
         {"fold": fold, "mode": mode, "dataset": "synthetic", "max_epochs": 1, "device": "cpu"}
-        for fold in (0, 1) for mode in ("full_fine_tuning", "target_only")
-    ]  # fmt: skip
+        for fold in (0, 1)
+        for mode in ("full_fine_tuning", "target_only")
+    ]
     path = write(tmp_path, json.dumps(jobs), "jobs_config.json")
     grid = load_grid(path, core_plugins)
     assert len(grid.experiments) == 4

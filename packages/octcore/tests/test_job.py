@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from octcore import outputs
 from octcore.config import experiment_from_dict, unstructure_experiment
 from octcore.errors import JobError
@@ -25,7 +26,11 @@ def test_a_job_writes_every_output(tmp_path, plugins, tiny):
     for name in (outputs.CONFIG, outputs.HISTORY, outputs.METRICS, outputs.ADAPTED_WEIGHTS,
                  outputs.CURVES, outputs.RESULT):  # fmt: skip
         assert (job_dir / name).exists(), name
-    assert {p.name for p in (job_dir / "base").iterdir()} == {"base_model.pt", "base.json", "history.csv"}
+    assert {p.name for p in (job_dir / "base").iterdir()} == {
+        "base_model.pt",
+        "base.json",
+        "history.csv",
+    }
     assert outputs.is_complete(job_dir)
     config = json.loads((job_dir / outputs.CONFIG).read_text())
     assert config["experiment"] == unstructure_experiment(experiment)
@@ -62,7 +67,9 @@ def test_a_partial_job_directory_is_cleared_and_rerun(tmp_path, plugins, tiny):
 def test_a_stored_base_is_adapted_instead_of_trained(tmp_path, plugins, tiny):
     experiment = experiment_from_dict(tiny, plugins, source="test")
     run_job(experiment, tmp_path / "first", plugins)
-    metrics = run_job(experiment, tmp_path / "second", plugins, inputs={"base": tmp_path / "first" / "base"})
+    metrics = run_job(
+        experiment, tmp_path / "second", plugins, inputs={"base": tmp_path / "first" / "base"}
+    )
     first = json.loads((tmp_path / "first" / outputs.METRICS).read_text())
     assert metrics["base"]["test"] == first["base"]["test"]  # the very same base model
     assert metrics["base"]["reused_from"] == str(tmp_path / "first" / "base")
@@ -74,7 +81,10 @@ def _job(spec: dict, tmp_path: Path) -> subprocess.CompletedProcess:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     return subprocess.run(
-        [sys.executable, "-m", "octcore.job", str(path)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "octcore.job", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -110,12 +120,15 @@ def _invoke(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def test_invoke_train_end_to_end(tmp_path):
     result = _invoke(
-        ["train", "--dataset", "synthetic", "--fold", "1", "--max-epochs", "2", "--batch-size", "16",
-         "--base-channels", "4", "--target-batch-pct", "0.25", "--prefix", "e2e", "--device", "cpu"],
+        ["train", "--dataset", "synthetic", "--fold", "1", "--max-epochs", "2",
+         "--batch-size", "16", "--base-channels", "4", "--target-batch-pct", "0.25",
+         "--prefix", "e2e", "--device", "cpu"],
         tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "best base" in result.stdout and "best adapted" in result.stdout and "gain" in result.stdout
+    assert (
+        "best base" in result.stdout and "best adapted" in result.stdout and "gain" in result.stdout
+    )
     job_dir = tmp_path / "runs" / "e2e" / "fold1_p01"
     assert outputs.is_complete(job_dir)
     assert "base epoch 1/2" in (job_dir / outputs.LOG).read_text()
@@ -134,5 +147,9 @@ def test_invoke_train_bad_input_reports_everything_and_writes_nothing(tmp_path):
     assert "--lr" in result.stderr
     result = _invoke(["train", "--config", str(config)], tmp_path)
     assert result.returncode != 0
-    assert "exp.toml" in result.stderr and "mode" in result.stderr and "target_data_pct" in result.stderr
+    assert (
+        "exp.toml" in result.stderr
+        and "mode" in result.stderr
+        and "target_data_pct" in result.stderr
+    )
     assert not (tmp_path / "runs").exists()

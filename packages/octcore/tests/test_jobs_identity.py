@@ -8,7 +8,6 @@ import sys
 
 import attrs
 import pytest
-
 from octcore.config import experiment_from_dict
 from octcore.jobs import job_id
 from octcore.plugins import make_plugin_manager
@@ -45,9 +44,12 @@ def test_same_id_in_another_process(core_plugins):
         "print(job_id(e, ('p00','p01','p02','p03')))\n"
     )
     there = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(BASE)], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code, json.dumps(BASE)],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"},
-    ).stdout.strip()  # fmt: skip
+    ).stdout.strip()
     assert there == here
     assert len(here) == 16 and int(here, 16) >= 0
 
@@ -58,7 +60,9 @@ def test_key_order_does_not_matter(core_plugins):
     assert ident(reordered, core_plugins) == ident(BASE, core_plugins)
 
 
-@pytest.mark.parametrize("change", [{"device": "cpu"}, {"device": "cuda:1"}, {"prefix": "other-run"}])
+@pytest.mark.parametrize(
+    "change", [{"device": "cpu"}, {"device": "cuda:1"}, {"prefix": "other-run"}]
+)
 def test_irrelevant_fields_do_not_matter(core_plugins, change):
     assert ident({**BASE, **change}, core_plugins) == ident(BASE, core_plugins)
 
@@ -84,10 +88,17 @@ def test_batch_fraction_is_ignored_where_batches_are_not_composed(core_plugins):
 
 @pytest.mark.parametrize(
     "change",
-    [{"lr": 0.002}, {"fold": 2}, {"mode": "target_only_fine_tuning"}, {"target_batch_pct": 0.25},
-     {"seed": 1}, {"model": {"name": "cnn1d", "base_channels": 8}}, {"n_base_participants": 2},
-     {"dataset": {"name": "synthetic", "participants": 4, "seed": 9}}],
-)  # fmt: skip
+    [
+        {"lr": 0.002},
+        {"fold": 2},
+        {"mode": "target_only_fine_tuning"},
+        {"target_batch_pct": 0.25},
+        {"seed": 1},
+        {"model": {"name": "cnn1d", "base_channels": 8}},
+        {"n_base_participants": 2},
+        {"dataset": {"name": "synthetic", "participants": 4, "seed": 9}},
+    ],
+)
 def test_fields_that_change_results_change_the_id(core_plugins, change):
     assert ident({**BASE, **change}, core_plugins) != ident(BASE, core_plugins)
 

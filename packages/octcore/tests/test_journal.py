@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from octcore.executor.journal import Journal
 
 
@@ -16,8 +15,9 @@ def test_plan_sync_keeps_states_and_marks_dropped_jobs(tmp_path):
     journal.sync_plan([("c", "base", "C"), ("a", "experiment", "A2")])
     rows = journal.jobs()
     assert [(r.id, r.state, r.label, r.position) for r in rows] == [
-        ("c", "pending", "C", 0), ("a", "done", "A2", 1),
-    ]  # fmt: skip
+        ("c", "pending", "C", 0),
+        ("a", "done", "A2", 1),
+    ]
     assert [r.id for r in journal.jobs(in_plan_only=False)] == ["c", "a", "b"] or {
         r.id for r in journal.jobs(in_plan_only=False)
     } == {"a", "b", "c"}
@@ -28,8 +28,15 @@ def test_wal_and_events(tmp_path):
     journal = Journal.of_run(tmp_path)
     assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     journal.sync_plan([("a", "experiment", "A")])
-    journal.update("a", "launched", "slot 0", state="running", attempts=1, slot="s0",
-                   handle={"pid": 12, "start": 34})  # fmt: skip
+    journal.update(
+        "a",
+        "launched",
+        "slot 0",
+        state="running",
+        attempts=1,
+        slot="s0",
+        handle={"pid": 12, "start": 34},
+    )
     reader = Journal.of_run(tmp_path, readonly=True)
     row = reader.job("a")
     assert row.handle == {"pid": 12, "start": 34} and row.state == "running"

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from octcore import hookspecs
 from octcore.errors import PluginError, UnknownNameError
 from octcore.hookspecs import hookimpl
@@ -19,7 +20,9 @@ from octcore.registry import BackendSpec, DatasetSpec
 REPO = Path(__file__).resolve().parents[3]
 
 HOOKS = sorted(
-    name for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("octcore_")
+    name
+    for name, f in inspect.getmembers(hookspecs, inspect.isfunction)
+    if name.startswith("octcore_")
 )
 
 
@@ -28,8 +31,10 @@ def test_every_hook_is_documented_where_declared_and_in_the_hook_docs():
     for name in HOOKS:
         function = getattr(hookspecs, name)
         assert function.__doc__ and len(function.__doc__.split()) > 20, name
-        assert "Fires" in function.__doc__ or "Called" in function.__doc__ or "Asked" in (
-            function.__doc__
+        assert (
+            "Fires" in function.__doc__
+            or "Called" in function.__doc__
+            or "Asked" in (function.__doc__)
         ), f"{name} does not say when it fires"
         assert f"`{name}`" in docs, f"{name} missing from docs/hooks.md"
     documented = {line.split("`")[1] for line in docs.splitlines() if line.startswith("### `")}
@@ -110,7 +115,10 @@ def octcore_register_models():
 
 
 def _run(args, extra_path: Path, cwd: Path, strict: bool = True):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(extra_path), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(extra_path), os.environ.get("PYTHONPATH", "")]),
+    }
     env["OCT_STRICT_PLUGINS"] = "1" if strict else "0"
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -135,7 +143,9 @@ def test_a_broken_plugin_is_reported_and_skipped_unless_strict(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     _write_distribution(site, "octbroken", "raise ImportError('no such thing')\n", "broken")
-    loose = _run([sys.executable, "-m", "invoke", "-r", str(REPO), "plugins"], site, tmp_path, strict=False)
+    loose = _run(
+        [sys.executable, "-m", "invoke", "-r", str(REPO), "plugins"], site, tmp_path, strict=False
+    )
     assert loose.returncode == 0
     assert "broken" in loose.stdout and "failed" in loose.stdout
     assert "octbroken 0.3" in loose.stderr  # the warning names the plugin and version

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from octcore.config import Augmentation
 from octcore.train.batches import UniformSampler
 from octcore.train.loop import Objective, PhaseData, SilentListener, StopRule, train_phase

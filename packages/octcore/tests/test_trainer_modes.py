@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from octcore.config import experiment_from_dict
 from octcore.data.synthetic import SPLIT_CODES, decode_tags
 from octcore.hookspecs import hookimpl

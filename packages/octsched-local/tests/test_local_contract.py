@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from octcore.backend import Backend, Handle
 from octcore.testing.backend_contract import BackendContract
 from octsched_local.backend import LocalBackend

@@ -7,6 +7,7 @@ true value) that is an error: the hosts are what these tests are about.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ def ssh_hosts_session() -> Iterator[TestHosts]:
         yield hosts
     finally:
         hosts.down()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -123,13 +123,20 @@ def test_no_usable_host_fails_before_anything_runs(ssh_hosts, tmp_path, run_dir)
         backend_for(ssh_hosts, tmp_path, run_dir)
 
 
-def test_version_mismatch_refuses_the_host(ssh_hosts, tmp_path, run_dir):
-    backend = backend_for(ssh_hosts, tmp_path, run_dir)
-    backend.close()
-    backend._here = dict(backend._here, octcore="9.9.9")
-    link = backend.links["h2"]
-    problem = backend._check(link.host, link.info)
-    assert "octcore" in problem and "9.9.9 here" in problem
+def test_version_mismatch_refuses_the_host(ssh_hosts, tmp_path, run_dir, monkeypatch):
+    import octsched_ssh.backend as module
+
+    here = module.local_versions()
+    monkeypatch.setattr(module, "local_versions", lambda: dict(here, octcore="9.9.9"))
+    with pytest.raises(OctError) as caught:
+        backend_for(ssh_hosts, tmp_path, run_dir)
+    message = str(caught.value)
+    for name in ("h1", "h2", "h3"):
+        assert (
+            f"host {name}: refusing to dispatch: octcore {here['octcore']} there, 9.9.9 here"
+            in message
+        )
+    assert "cluster.sync" in message
 
 
 def test_a_complete_local_result_is_not_overwritten(ssh_hosts, tmp_path, run_dir):
@@ -281,7 +288,8 @@ def test_ssh_config_host_alias_is_resolved(ssh_hosts, tmp_path, run_dir):
     config = tmp_path / "ssh_config"
     config.write_text(f"Host lab-two\n  HostName {h2.address}\n  Port {h2.port}\n")
     body = (
-        f'[defaults]\nidentity_file = "{ssh_hosts.client_key}"\nknown_hosts = "{ssh_hosts.known_hosts}"\n'
+        f'[defaults]\nidentity_file = "{ssh_hosts.client_key}"\n'
+        f'known_hosts = "{ssh_hosts.known_hosts}"\n'
         f'ssh_config = "{config}"\npython = "{sys.executable}"\nuser = "{ssh_hosts.user}"\n\n'
         f'[[hosts]]\nname = "two"\naddress = "lab-two"\nworkdir = "{tmp_path / "w2"}"\n'
     )

@@ -38,6 +38,19 @@ def launches(run_dir: Path) -> Counter:
         journal.close()
 
 
+def running_in_journal(run_dir: Path) -> int:
+    try:
+        journal = Journal.of_run(run_dir, readonly=True)
+    except Exception:  # not created yet
+        return 0
+    try:
+        return sum(row.state == "running" for row in journal.jobs())
+    except Exception:  # tables not created yet
+        return 0
+    finally:
+        journal.close()
+
+
 def hosts_used(run_dir: Path) -> set[str]:
     journal = Journal.of_run(run_dir, readonly=True)
     try:
@@ -117,11 +130,8 @@ def test_coordinator_killed_and_restarted_adopts_running_jobs(ssh_hosts, tmp_pat
     first = subprocess.Popen(args, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if sum(len(h.tmux_sessions()) for h in ssh_hosts.hosts) == 3:
-                break
+        while time.monotonic() < deadline and running_in_journal(run_dir) < 3:
             time.sleep(0.05)
-        time.sleep(0.3)  # the journal records a launch right after tmux starts it
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()

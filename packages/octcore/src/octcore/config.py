@@ -128,11 +128,11 @@ class Experiment:
     target_data_pct: float = attrs.field(default=1.0, validator=_fraction(open_low=True))
     target_batch_pct: float | None = attrs.field(default=None, validator=_fraction(open_low=False))
     batch_size: int = attrs.field(default=64, validator=v.ge(1))
-    lr: float = attrs.field(default=3e-4, validator=_positive)
+    lr: float = attrs.field(default=1e-3, validator=_positive)
     weight_decay: float = attrs.field(default=0.01, validator=v.ge(0.0))
-    max_epochs: int = attrs.field(default=30, validator=[v.ge(1), v.le(100_000)])
-    early_stopping_patience: int = attrs.field(default=5, validator=v.ge(1))
-    early_stopping_patience_target: int = attrs.field(default=5, validator=v.ge(1))
+    max_epochs: int = attrs.field(default=50, validator=[v.ge(1), v.le(100_000)])
+    early_stopping_patience: int = attrs.field(default=8, validator=v.ge(1))
+    early_stopping_patience_target: int = attrs.field(default=8, validator=v.ge(1))
     early_stopping_metric: str = attrs.field(default="loss", validator=v.in_(STOP_METRICS))
     seed: int = 42
     seed_finetune: int | None = None
@@ -202,7 +202,9 @@ converter.register_structure_hook(int | str, _structure_n_base)
 converter.register_structure_hook(tuple[str, ...] | None, _structure_participants)
 
 
-def structure_experiment(data: Mapping[str, Any], plugins: Any) -> tuple[Experiment | None, list[Problem]]:
+def structure_experiment(
+    data: Mapping[str, Any], plugins: Any
+) -> tuple[Experiment | None, list[Problem]]:
     """Turn a plain mapping into an ``Experiment``; return it and every problem found."""
     problems: list[Problem] = []
     data = dict(data)
@@ -306,7 +308,7 @@ def check_against_data(experiment: Experiment, plugins: Any) -> list[Problem]:
     spec = plugins.datasets.get(experiment.dataset.name)
     try:
         available = tuple(spec.participants(experiment.dataset.options))
-    except Exception as exc:  # noqa: BLE001 - a missing directory is a config problem
+    except Exception as exc:
         return [Problem("dataset", str(exc))]
     problems = []
     participants = experiment.participants or available
@@ -399,7 +401,9 @@ def read_file(path: Path) -> Any:
             return json.loads(text)
         return tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), [Problem("", f"not valid {path.suffix[1:].upper()}: {exc}")]) from None
+        raise ConfigError(
+            str(path), [Problem("", f"not valid {path.suffix[1:].upper()}: {exc}")]
+        ) from None
 
 
 def load_experiment(

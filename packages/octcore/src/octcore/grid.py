@@ -57,7 +57,9 @@ def load_grid(path: Path, plugins: Any) -> Grid:
     if not isinstance(raw, Mapping):
         raise ConfigError(source, [Problem("", "expected a table (TOML) or a list of jobs (JSON)")])
     problems = [
-        Problem(key, f"unknown key (known: {', '.join(GRID_KEYS)})") for key in raw if key not in GRID_KEYS
+        Problem(key, f"unknown key (known: {', '.join(GRID_KEYS)})")
+        for key in raw
+        if key not in GRID_KEYS
     ]
     fixed = raw.get("experiment", {})
     axes = raw.get("axes", {})
@@ -80,7 +82,7 @@ def load_grid(path: Path, plugins: Any) -> Grid:
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ConfigError(source, [Problem("name", "expected a plain run name")])
     experiments = expand(fixed, axes, raw.get("folds"), plugins, source)
-    return Grid(name, source, tuple(experiments), tuple(axes) + ("fold",))
+    return Grid(name, source, tuple(experiments), (*axes, "fold"))
 
 
 def _flatten_axes(axes: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -111,8 +113,8 @@ def expand(
 
     base, problems = structure_experiment(fixed, plugins)
     if base is None:
-        raise ConfigError(source, [Problem(f"experiment.{p.key}" if p.key else "experiment", p.message)
-                                   for p in problems])  # fmt: skip
+        located = [Problem(f"experiment.{p.key}" if p.key else "experiment", p.message) for p in problems]
+        raise ConfigError(source, located)
     fold_values, fold_problems = _folds(folds, base, plugins)
     problems = list(fold_problems)
     # one validated experiment per axis value; combinations copy fields from them
@@ -158,14 +160,16 @@ def _folds(folds: Any, base: Experiment, plugins: Any) -> tuple[list[int], list[
     spec = plugins.datasets.get(base.dataset.name)
     try:
         count = len(base.participants or spec.participants(base.dataset.options))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return [], [Problem("experiment.dataset", str(exc))]
     if folds == "all":
         return list(range(count)), []
     if isinstance(folds, list) and folds and all(type(f) is int for f in folds):
         bad = [f for f in folds if not 0 <= f < count]
         if bad:
-            return [], [Problem("folds", f"folds {bad} are outside 0..{count - 1} ({count} participants)")]
+            return [], [
+                Problem("folds", f"folds {bad} are outside 0..{count - 1} ({count} participants)")
+            ]
         return list(dict.fromkeys(folds)), []
     return [], [Problem("folds", 'expected "all" or a non-empty list of fold indices')]
 
@@ -204,7 +208,8 @@ def _grid_from_job_list(jobs: list[Any], path: Path, plugins: Any) -> Grid:
     if problems:
         raise ConfigError(str(path), problems)
     varying = sorted(
-        {k for job in jobs for k in job if len({repr(j.get(k)) for j in jobs}) > 1} - {"prefix", "device"}
+        {k for job in jobs for k in job if len({repr(j.get(k)) for j in jobs}) > 1}
+        - {"prefix", "device"}
     )
     return Grid(path.stem, str(path), tuple(experiments), tuple(varying))
 

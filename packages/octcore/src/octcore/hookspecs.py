@@ -149,9 +149,10 @@ def octcore_find_base_model(experiment: Any, job_dir: Path) -> Path | None:
     Fires in the job process, before the base phase of a mode that needs a base
     (``full_fine_tuning``, ``target_only_fine_tuning``, ``last_layer_only``,
     ``base_only``), unless the job's spec already names a staged ``base`` input.
-    ``experiment`` is the job's ``Experiment``, ``job_dir`` its directory. Return a directory holding a verified ``base_model.pt`` and
-    ``base.json`` (written by ``octcore.train``) to skip base training, or
-    ``None`` to train the base inline. First result wins.
+    ``experiment`` is the job's ``Experiment``, ``job_dir`` its directory.
+    Return a directory holding a verified ``base_model.pt`` and ``base.json``
+    (as ``octcore.job`` writes them) to skip base training, or ``None`` to train
+    the base inline. First result wins.
     """
 
 

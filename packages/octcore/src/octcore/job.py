@@ -2,8 +2,9 @@
 
 The spec is ``{"experiment": {...}, "job_dir": "...", "inputs": {"base": "DIR"}}``
 (``job_dir`` defaults to the spec's directory; ``inputs`` are directories staged
-for the job: ``base`` holds a base model to adapt instead of training one). The job trains, writes every output of
-``octcore.outputs`` atomically, and writes ``result.json`` last. It exits 0 when
+for the job: ``base`` holds a base model to adapt instead of training one). The
+job trains, writes every output of ``octcore.outputs`` atomically, and writes
+``result.json`` last. It exits 0 when
 the job is done (or was already complete), 2 for a bad spec, 1 for any other
 failure, with a one-line reason as the last line on stderr.
 """
@@ -188,7 +189,9 @@ def _write_base(base_dir: Path, outcome: Outcome, fingerprint: str, reused: Path
         if (reused / outputs.HISTORY).exists():
             shutil.copyfile(reused / outputs.HISTORY, base_dir / outputs.HISTORY)
     elif outcome.base_phase is not None:
-        fsio.write_text(base_dir / outputs.HISTORY, outputs.history_csv(list(outcome.base_phase.history)))
+        fsio.write_text(
+            base_dir / outputs.HISTORY, outputs.history_csv(list(outcome.base_phase.history))
+        )
     fsio.write_json(base_dir / BASE_SUMMARY, summary)
 
 
@@ -264,7 +267,9 @@ def load_spec(path: Path, plugins: Any) -> tuple[Experiment, Path, dict[str, Pat
         raise JobError(f"{path}: expected a JSON object with an 'experiment' table")
     unknown = set(spec) - SPEC_KEYS
     if unknown:
-        raise JobError(f"{path}: unknown keys {sorted(unknown)} (known: {', '.join(sorted(SPEC_KEYS))})")
+        raise JobError(
+            f"{path}: unknown keys {sorted(unknown)} (known: {', '.join(sorted(SPEC_KEYS))})"
+        )
     experiment = experiment_from_dict(spec["experiment"], plugins, source=f"{path}: experiment")
     job_dir = Path(spec.get("job_dir") or path.parent)
     inputs = {str(k): Path(v) for k, v in (spec.get("inputs") or {}).items()}
@@ -272,7 +277,9 @@ def load_spec(path: Path, plugins: Any) -> tuple[Experiment, Path, dict[str, Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m octcore.job", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m octcore.job", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("spec", type=Path, help="job spec (JSON)")
     parser.add_argument("--log-file", type=Path, help="also write the log here")
     args = parser.parse_args(argv)
@@ -304,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = str(exc).replace(chr(10), " ")
         print(f"octcore.job: bad spec: {reason}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - the reason line is the contract
+    except Exception as exc:
         if not isinstance(exc, OctError):
             traceback.print_exc()
         reason = str(exc) if isinstance(exc, OctError) else f"{type(exc).__name__}: {exc}"

@@ -85,7 +85,9 @@ def independent_plan(experiments: Sequence[Experiment], participants_of: Any) ->
         identifier = job_id(experiment, participants)
         if identifier not in jobs:
             target = resolve_fold(experiment, participants).target
-            jobs[identifier] = PlannedJob(identifier, experiment, label=describe(experiment, target))
+            jobs[identifier] = PlannedJob(
+                identifier, experiment, label=describe(experiment, target)
+            )
     return Plan(tuple(jobs.values()))
 
 

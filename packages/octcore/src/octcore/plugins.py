@@ -94,7 +94,9 @@ def _load_entry_point(pm: pluggy.PluginManager, ep: EntryPoint, strict: bool) ->
         plugin = ep.load()
         pm.register(plugin, name=ep.name)
     except Exception as exc:  # a broken plugin must not take the tool down
-        message = f"plugin {ep.name!r} ({dist} {version}) failed to load: {type(exc).__name__}: {exc}"
+        message = (
+            f"plugin {ep.name!r} ({dist} {version}) failed to load: {type(exc).__name__}: {exc}"
+        )
         if strict:
             raise PluginError(message) from exc
         log.warning("%s; skipped", message)

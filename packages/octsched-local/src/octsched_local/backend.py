@@ -32,7 +32,6 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from octcore import fsio, outputs
 from octcore.backend import Backend, Handle, JobStatus, Slot, StagedJob
@@ -67,7 +66,7 @@ class LocalBackend(Backend):
         gpus = sorted({s.gpu for s in self._slots if s.gpu is not None})
         if gpus:
             return f"local: {len(self._slots)} slots on GPUs {','.join(gpus)}"
-        return f"local: {len(self._slots)} CPU slots × {self._slots[0].threads} threads"
+        return f"local: {len(self._slots)} CPU slots x {self._slots[0].threads} threads"
 
     # --- launching ------------------------------------------------------------
 
@@ -152,7 +151,9 @@ class LocalBackend(Backend):
         self._cancelled.add(pid)
         procs.signal_group(pid, signal.SIGTERM)
         # not a daemon: the coordinator does not exit before the group is dead
-        killer = threading.Timer(GRACE_SECONDS, self._kill_if_alive, args=(pid, handle.get("start")))
+        killer = threading.Timer(
+            GRACE_SECONDS, self._kill_if_alive, args=(pid, handle.get("start"))
+        )
         killer.start()
 
     def _kill_if_alive(self, pid: int, started: int | None) -> None:

@@ -1,4 +1,4 @@
-"""The local backend's configuration: GPUs × jobs per GPU, or a number of CPU slots."""
+"""The local backend's configuration: GPUs times jobs per GPU, or a number of CPU slots."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def detect_gpus() -> tuple[str, ...]:
         import torch
 
         count = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no usable CUDA means CPU slots
+    except Exception:
         return ()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:

@@ -21,6 +21,6 @@ def octcore_register_backends():
             name="local",
             factory=_factory,
             config_cls=LocalConfig,
-            description="job slots on this machine: --gpus 0,1 --jobs-per-gpu N, or --slots N CPU slots",
+            description="slots on this machine: --gpus 0,1 --jobs-per-gpu N, or --slots N (CPU)",
         )
     ]

@@ -7,6 +7,7 @@ restarts can tell "my job is still running" from "some other process got its PID
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -33,10 +34,8 @@ def alive(pid: int, started: int | None) -> bool:
 
 def signal_group(pid: int, signum: int) -> None:
     """Send a signal to the process group led by ``pid`` (our jobs lead their own)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 EXTERNAL_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})

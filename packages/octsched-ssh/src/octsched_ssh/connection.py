@@ -118,7 +118,9 @@ async def _trust_on_first_use(host: HostConfig) -> None:
         trusted, _, revoked, *_ = known.match(host.address, "", port)
         if trusted or revoked:
             return
-    key = await asyncssh.get_server_host_key(host.address, port, login_timeout=host.connect_timeout)
+    key = await asyncio.wait_for(
+        asyncssh.get_server_host_key(host.address, port), host.connect_timeout
+    )
     if key is None:
         return
     name = host.address if port == 22 else f"[{host.address}]:{port}"

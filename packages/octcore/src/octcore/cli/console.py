@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from octcore.train.loop import EpochRecord, PhaseResult
+if TYPE_CHECKING:  # torch loads when training starts, not for every command
+    from octcore.train.loop import EpochRecord, PhaseResult
 
 console = Console(stderr=False, highlight=False)
 
@@ -38,9 +39,8 @@ class ProgressListener:
         )
 
     def epoch_finished(self, r: EpochRecord) -> None:
-        status = (
-            f"val loss {r.val.loss:.4f}  acc {r.val.accuracy:.3f}  f1 {r.val.macro_f1:.3f}"
-            + ("  *" if r.improved else "")
+        status = f"val loss {r.val.loss:.4f}  acc {r.val.accuracy:.3f}  f1 {r.val.macro_f1:.3f}" + (
+            "  *" if r.improved else ""
         )
         self.progress.update(self.task, completed=r.epoch, status=status)
 
@@ -55,8 +55,8 @@ class ProgressListener:
 
 
 def result_table(metrics: dict[str, Any]) -> Table:
-    table = Table(title=f"target {metrics['target']} (fold {metrics['fold']}), mode {metrics['mode']}: "
-                  "scores on the target's test split")  # fmt: skip
+    title = f"target {metrics['target']} (fold {metrics['fold']}), mode {metrics['mode']}"
+    table = Table(title=f"{title}: scores on the target's test split")
     table.add_column("model")
     for column in ("accuracy", "macro-F1", "loss", "best epoch"):
         table.add_column(column, justify="right")

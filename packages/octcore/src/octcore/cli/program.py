@@ -9,4 +9,6 @@ from octcore.cli.collection import build_collection
 
 
 def main() -> None:
-    Program(namespace=build_collection(), version=octcore.__version__, name="oct", binary="oct").run()
+    Program(
+        namespace=build_collection(), version=octcore.__version__, name="oct", binary="oct"
+    ).run()

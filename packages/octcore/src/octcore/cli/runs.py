@@ -58,8 +58,16 @@ def grid(
     """Run every job of a grid file on a backend's slots; resumable, live view."""
     flags = {"slots": slots, "gpus": gpus, "jobs_per_gpu": jobs_per_gpu, "cluster": cluster}
     try:
-        code = run_grid(Path(grid), backend, flags, retries=int(retries), fail_fast=fail_fast,
-                        timeout=_seconds(timeout), dry_run=dry_run, output=Path(output))  # fmt: skip
+        code = run_grid(
+            Path(grid),
+            backend,
+            flags,
+            retries=int(retries),
+            fail_fast=fail_fast,
+            timeout=_seconds(timeout),
+            dry_run=dry_run,
+            output=Path(output),
+        )
     except OctError as exc:
         fail(exc)
     if code:
@@ -96,7 +104,9 @@ def run_grid(
     spec = plugins.backends.get(backend_name)
     config = backend_config(spec, flags)
     if timeout is not None and timeout <= 0:
-        raise ConfigError("command line", [Problem("--timeout", "expected a positive number of seconds")])
+        raise ConfigError(
+            "command line", [Problem("--timeout", "expected a positive number of seconds")]
+        )
     if retries < 0:
         raise ConfigError("command line", [Problem("--retries", "expected 0 or more")])
     run_dir = output / loaded.name
@@ -131,8 +141,10 @@ def report_summary(summary: Any, run_dir: Path, path: Path, name: str) -> int:
     console.print(counts_text(summary.counts))
     again = f"invoke grid {path}"
     if summary.stopped == "interrupted":
-        console.print(f"[yellow]interrupted[/]: finished jobs are kept; run `{again}` to resume",
-                      soft_wrap=True)  # fmt: skip
+        console.print(
+            f"[yellow]interrupted[/]: finished jobs are kept; run `{again}` to resume",
+            soft_wrap=True,
+        )
         return 130
     if summary.failed:
         journal = Journal.of_run(run_dir, readonly=True)
@@ -140,15 +152,25 @@ def report_summary(summary: Any, run_dir: Path, path: Path, name: str) -> int:
             for job_id in summary.failed[:10]:
                 row = journal.job(job_id)
                 if row is not None:
-                    console.print(f"[red]{row.state}[/] {job_id} {row.label}: {row.detail or ''}",
-                                  highlight=False, soft_wrap=True)  # fmt: skip
+                    console.print(
+                        f"[red]{row.state}[/] {job_id} {row.label}: {row.detail or ''}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
         finally:
             journal.close()
-        how = "stopped at the first failure (--fail-fast); " if summary.stopped == "fail-fast" else ""
-        console.print(f"{how}{len(summary.failed)} job(s) did not finish: see `invoke logs {name} JOB`; "
-                      f"`{again}` retries them", soft_wrap=True)  # fmt: skip
+        how = (
+            "stopped at the first failure (--fail-fast); " if summary.stopped == "fail-fast" else ""
+        )
+        console.print(
+            f"{how}{len(summary.failed)} job(s) did not finish: see `invoke logs {name} JOB`; "
+            f"`{again}` retries them",
+            soft_wrap=True,
+        )
         return 1
-    console.print(f"all jobs done: `invoke report {name}` for the table and figures", soft_wrap=True)
+    console.print(
+        f"all jobs done: `invoke report {name}` for the table and figures", soft_wrap=True
+    )
     return 0
 
 
@@ -162,8 +184,12 @@ def backend_config(spec: Any, flags: dict[str, Any]) -> Any:
         flag = "--" + key.replace("_", "-")
         if key not in known:
             options = ", ".join("--" + k.replace("_", "-") for k in known if k in BACKEND_FLAGS)
-            problems.append(Problem(flag, f"does not apply to the {spec.name} backend "
-                                          f"(its options: {options or 'none'})"))  # fmt: skip
+            problems.append(
+                Problem(
+                    flag,
+                    f"does not apply to the {spec.name} backend (its options: {options or 'none'})",
+                )
+            )
             continue
         try:
             data[key] = _flag_value(key, value)
@@ -173,12 +199,15 @@ def backend_config(spec: Any, flags: dict[str, Any]) -> Any:
         raise ConfigError("command line", problems)
     try:
         return converter.structure(data, spec.config_cls)
-    except Exception as exc:  # noqa: BLE001 - reported with the flag names
+    except Exception as exc:
         found = structure_problems(exc) or [Problem("", str(exc))]
-        raise ConfigError("command line", [
-            Problem("--" + p.key.replace("_", "-") if p.key else "backend options", p.message)
-            for p in found
-        ]) from None  # fmt: skip
+        raise ConfigError(
+            "command line",
+            [
+                Problem("--" + p.key.replace("_", "-") if p.key else "backend options", p.message)
+                for p in found
+            ],
+        ) from None
 
 
 def _flag_value(key: str, value: Any) -> Any:
@@ -205,6 +234,10 @@ def _seconds(value: Any) -> float | None:
 
 
 def axis_value(experiment: Any, key: str) -> str:
+    from octcore.config import RESEARCH_KEYS
+
+    if key in RESEARCH_KEYS:  # a job list's flat key (aug_prob) names a nested field
+        key = ".".join(RESEARCH_KEYS[key])
     value: Any = experiment
     for part in key.split("."):
         if hasattr(value, part):
@@ -221,9 +254,11 @@ def print_plan(loaded: Any, plan: Any) -> None:
     for job in plan.jobs:
         kinds[job.kind] = kinds.get(job.kind, 0) + 1
     by_kind = ", ".join(f"{n} {k}" for k, n in kinds.items())
-    console.print(f"[bold]{loaded.name}[/]: {len(plan.jobs)} jobs ({by_kind}) from "
-                  f"{len(loaded.experiments)} grid points; nothing was run (--dry-run)",
-                  soft_wrap=True)  # fmt: skip
+    console.print(
+        f"[bold]{loaded.name}[/]: {len(plan.jobs)} jobs ({by_kind}) from "
+        f"{len(loaded.experiments)} grid points; nothing was run (--dry-run)",
+        soft_wrap=True,
+    )
     for note in plan.notes:
         console.print(note, highlight=False)
     show_kind = len(kinds) > 1
@@ -243,7 +278,7 @@ def print_wide(renderable: Any) -> None:
     else:
         from rich.console import Console
 
-        Console(width=max(console.width, 300), highlight=False).print(renderable)
+        Console(file=console.file, width=max(console.width, 300), highlight=False).print(renderable)
 
 
 # --- status and logs ------------------------------------------------------------
@@ -256,7 +291,7 @@ STATUS_HELP = {
 
 
 @task(help=STATUS_HELP)
-def status(c, run, output="runs", all=False):  # noqa: A002 - the flag is --all
+def status(c, run, output="runs", all=False):
     """Counts and a table of a run's jobs, from its journal (instant, also while it runs)."""
     try:
         print_status(run, output, limit=None if all else 200)
@@ -266,7 +301,7 @@ def status(c, run, output="runs", all=False):  # noqa: A002 - the flag is --all
 
 def print_status(run: str, output: str | Path = "runs", limit: int | None = 200) -> None:
     from octcore.executor.journal import Journal
-    from octcore.executor.live import counts_text, status_table
+    from octcore.executor.live import counts_text, status_lines
     from octcore.executor.runs import resolve_run
 
     run_dir = resolve_run(run, output)
@@ -280,7 +315,7 @@ def print_status(run: str, output: str | Path = "runs", limit: int | None = 200)
     state = f"coordinator running (pid {holder})" if holder else "no coordinator running"
     console.print(f"[bold]{run_dir.name}[/] ({run_dir}): {state}", highlight=False, soft_wrap=True)
     console.print(counts_text(counts))
-    print_wide(status_table(rows, limit=limit))
+    console.file.write(status_lines(rows, limit=limit))
     if limit is not None and len(rows) > limit:
         console.print(f"… {len(rows) - limit} more jobs (--all lists every one)")
 

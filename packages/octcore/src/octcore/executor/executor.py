@@ -37,7 +37,7 @@ import attrs
 from octcore import fsio, outputs
 from octcore.backend import Backend, Handle, JobStatus, Slot, SlotUnavailable, StagedJob
 from octcore.config import unstructure_experiment
-from octcore.executor.journal import FINAL, Journal, JobRow
+from octcore.executor.journal import FINAL, JobRow, Journal
 from octcore.executor.runs import COORDINATOR_LOG, job_dir
 from octcore.plan import Plan, PlannedJob, input_path
 
@@ -52,7 +52,9 @@ class ExecutorOptions:
     retries: int = attrs.field(default=1, validator=attrs.validators.ge(0))
     fail_fast: bool = False
     timeout: float | None = None  # seconds a job may run, per attempt
-    max_lost: int = attrs.field(default=10, validator=attrs.validators.ge(0))  # requeues before failing
+    max_lost: int = attrs.field(
+        default=10, validator=attrs.validators.ge(0)
+    )  # requeues before failing
     tick: float = 1.0  # longest wait between two polls
     slot_cooldown: float = 10.0  # seconds a slot that raised SlotUnavailable is left alone
 
@@ -152,7 +154,9 @@ class Executor:
         previous = self._install_signal_handlers()
         try:
             self.journal.sync_plan((j.id, j.kind, j.label) for j in self.plan.jobs)
-            self.journal.note("coordinator started", f"{len(self.jobs)} jobs on {self.backend.describe()}")
+            self.journal.note(
+                "coordinator started", f"{len(self.jobs)} jobs on {self.backend.describe()}"
+            )
             log.info("coordinator started: %d jobs on %s", len(self.jobs), self.backend.describe())
             self._reload()
             self._resume()
@@ -173,7 +177,9 @@ class Executor:
             self._restore_signal_handlers(previous)
             summary = self.summary()
             self.journal.note("coordinator stopped", self.stopped or "finished")
-            log.info("coordinator stopped (%s): %s", self.stopped or "finished", dict(summary.counts))
+            log.info(
+                "coordinator stopped (%s): %s", self.stopped or "finished", dict(summary.counts)
+            )
             log.removeHandler(handler)
             handler.close()
             self.backend.close()
@@ -183,7 +189,9 @@ class Executor:
         counts = {state: 0 for state in ("pending", "running", *FINAL)}
         for row in self.rows.values():
             counts[row.state] = counts.get(row.state, 0) + 1
-        failed = tuple(i for i, r in self.rows.items() if r.state in {"failed", "timeout", "blocked"})
+        failed = tuple(
+            i for i, r in self.rows.items() if r.state in {"failed", "timeout", "blocked"}
+        )
         return Summary(counts, self.stopped, failed)
 
     def snapshot(self) -> Snapshot:
@@ -220,8 +228,11 @@ class Executor:
         self.observer.event(job, event, message)
 
     def _pending(self) -> list[str]:
-        return [i for i, r in sorted(self.rows.items(), key=lambda kv: kv[1].position)
-                if r.state == "pending"]  # fmt: skip
+        return [
+            i
+            for i, r in sorted(self.rows.items(), key=lambda kv: kv[1].position)
+            if r.state == "pending"
+        ]
 
     # --- resume -------------------------------------------------------------------
 
@@ -230,8 +241,15 @@ class Executor:
             if row.state == "running":
                 self._adopt(job_id, row)
             elif row.state in {"failed", "timeout", "blocked"}:
-                self._set(job_id, "requeued", "a new coordinator gives it a fresh try",
-                          state="pending", failures=0, lost=0, detail=None)  # fmt: skip
+                self._set(
+                    job_id,
+                    "requeued",
+                    "a new coordinator gives it a fresh try",
+                    state="pending",
+                    failures=0,
+                    lost=0,
+                    detail=None,
+                )
         for job_id, row in self.rows.items():
             if row.state == "pending" and outputs.is_complete(job_dir(self.run_dir, job_id)):
                 self._set(job_id, "complete", "its job directory is complete already", state="done")
@@ -240,8 +258,12 @@ class Executor:
         staged = self._staged(self.jobs[job_id], {})
         handle = row.handle or {}
         try:
-            status = self.backend.adopt(staged, handle) if handle else JobStatus("lost", None, "no handle")
-        except Exception as exc:  # noqa: BLE001 - a backend failure here is a lost job
+            status = (
+                self.backend.adopt(staged, handle)
+                if handle
+                else JobStatus("lost", None, "no handle")
+            )
+        except Exception as exc:
             status = JobStatus("lost", None, f"adopt failed: {exc}")
         started = row.started or time.time()
         self.live[job_id] = _Live(handle, row.slot or "?", started, staged)
@@ -255,17 +277,27 @@ class Executor:
     def _free_slots(self) -> list[Slot]:
         busy = {live.slot for live in self.live.values()}
         now = time.monotonic()
-        return [s for s in self.backend.slots()
-                if s.name not in busy and self.cooldown.get(s.name, 0.0) <= now]  # fmt: skip
+        return [
+            s
+            for s in self.backend.slots()
+            if s.name not in busy and self.cooldown.get(s.name, 0.0) <= now
+        ]
 
     def _block_unreachable(self) -> None:
         """A pending job whose dependency ended without success can never run."""
         for job_id in self._pending():
             job = self.jobs[job_id]
-            bad = [d for d in job.depends_on if self.rows[d].state in {"failed", "timeout", "blocked"}]
+            bad = [
+                d for d in job.depends_on if self.rows[d].state in {"failed", "timeout", "blocked"}
+            ]
             if bad:
-                self._set(job_id, "blocked", f"depends on {', '.join(bad)}, which did not finish",
-                          state="blocked", detail=f"dependency {bad[0]} did not finish")  # fmt: skip
+                self._set(
+                    job_id,
+                    "blocked",
+                    f"depends on {', '.join(bad)}, which did not finish",
+                    state="blocked",
+                    detail=f"dependency {bad[0]} did not finish",
+                )
 
     def _launch_ready(self) -> None:
         free = self._free_slots()
@@ -307,7 +339,7 @@ class Executor:
             self.journal.update(job.id, "slot unavailable", f"{slot.name}: {exc}")
             log.info("%s slot %s unavailable: %s", job.id, slot.name, exc)
             return False
-        except Exception as exc:  # noqa: BLE001 - a launch error is this attempt's failure
+        except Exception as exc:
             attempts = self.rows[job.id].attempts + 1
             self._set(job.id, "launch failed", str(exc), attempts=attempts, slot=slot.name)
             self.live[job.id] = _Live({}, slot.name, time.time(), staged)
@@ -315,8 +347,18 @@ class Executor:
             return True
         now = time.time()
         attempts = self.rows[job.id].attempts + 1
-        self._set(job.id, "launched", slot.name, state="running", attempts=attempts,
-                  slot=slot.name, handle=handle, started=now, finished=None, exit_code=None)  # fmt: skip
+        self._set(
+            job.id,
+            "launched",
+            slot.name,
+            state="running",
+            attempts=attempts,
+            slot=slot.name,
+            handle=handle,
+            started=now,
+            finished=None,
+            exit_code=None,
+        )
         self.live[job.id] = _Live(handle, slot.name, now, staged)
         self._waiting_noted.discard(job.id)
         return True
@@ -341,8 +383,9 @@ class Executor:
             self.journal.update(job_id, "waiting", why)
 
     def _staged(self, job: PlannedJob, inputs: dict[str, Path]) -> StagedJob:
-        return StagedJob(job.id, self.run_dir.name, job_dir(self.run_dir, job.id), inputs,
-                         self.options.timeout)  # fmt: skip
+        return StagedJob(
+            job.id, self.run_dir.name, job_dir(self.run_dir, job.id), inputs, self.options.timeout
+        )
 
     def _write_spec(self, job: PlannedJob, staged: StagedJob) -> None:
         spec = {
@@ -358,8 +401,10 @@ class Executor:
         if not self.live:
             return
         try:
-            statuses = self.backend.poll({job_id: live.handle for job_id, live in self.live.items()})
-        except Exception as exc:  # noqa: BLE001 - try again next round
+            statuses = self.backend.poll(
+                {job_id: live.handle for job_id, live in self.live.items()}
+            )
+        except Exception as exc:
             log.warning("poll failed: %s", exc)
             return
         for job_id, status in statuses.items():
@@ -375,8 +420,16 @@ class Executor:
                 self._cancel(live.handle)
                 del self.live[job_id]
                 detail = f"ran past its timeout of {self.options.timeout:g}s and was stopped"
-                self._set(job_id, "timeout", detail, state="timeout", handle=None, finished=now,
-                          detail=detail, log_tail=self._log_tail(live.staged.job_dir))  # fmt: skip
+                self._set(
+                    job_id,
+                    "timeout",
+                    detail,
+                    state="timeout",
+                    handle=None,
+                    finished=now,
+                    detail=detail,
+                    log_tail=self._log_tail(live.staged.job_dir),
+                )
                 self._after(job_id, "timeout")
                 if self.options.fail_fast:
                     self.stopped = "fail-fast"
@@ -389,28 +442,52 @@ class Executor:
         if status.state == "exited":
             try:
                 self.backend.collect(live.staged, live.handle)
-            except Exception as exc:  # noqa: BLE001 - results that cannot be fetched are lost
+            except Exception as exc:
                 status = JobStatus("lost", None, f"collect failed: {exc}")
         if status.state == "lost":
             lost = row.lost + 1
             if lost > self.options.max_lost:
                 detail = f"lost {lost} times ({status.detail}); giving up"
-                self._set(job_id, "failed", detail, state="failed", lost=lost, handle=None,
-                          finished=now, detail=detail)  # fmt: skip
+                self._set(
+                    job_id,
+                    "failed",
+                    detail,
+                    state="failed",
+                    lost=lost,
+                    handle=None,
+                    finished=now,
+                    detail=detail,
+                )
                 self._after(job_id, "failed")
                 if self.options.fail_fast:
                     self.stopped = "fail-fast"
             else:
-                self._set(job_id, "lost", status.detail or "requeued", state="pending", lost=lost,
-                          handle=None, slot=None)  # fmt: skip
+                self._set(
+                    job_id,
+                    "lost",
+                    status.detail or "requeued",
+                    state="pending",
+                    lost=lost,
+                    handle=None,
+                    slot=None,
+                )
                 self._after(job_id, "lost")
             return
         directory = live.staged.job_dir
         if status.exit_code == 0 and outputs.is_complete(directory):
             seconds = now - live.started
             self.durations.append(seconds)
-            self._set(job_id, "done", f"{seconds:.1f}s", state="done", handle=None, finished=now,
-                      seconds=seconds, exit_code=0, detail=None)  # fmt: skip
+            self._set(
+                job_id,
+                "done",
+                f"{seconds:.1f}s",
+                state="done",
+                handle=None,
+                finished=now,
+                seconds=seconds,
+                exit_code=0,
+                detail=None,
+            )
             self._after(job_id, "done")
             return
         failures = row.failures + 1
@@ -419,11 +496,31 @@ class Executor:
             reason = "exited 0 but its job directory is incomplete"
         tail = self._log_tail(directory)
         if failures <= self.options.retries:
-            self._set(job_id, "retry", reason, state="pending", failures=failures, handle=None,
-                      slot=None, exit_code=status.exit_code, detail=reason, log_tail=tail)  # fmt: skip
+            self._set(
+                job_id,
+                "retry",
+                reason,
+                state="pending",
+                failures=failures,
+                handle=None,
+                slot=None,
+                exit_code=status.exit_code,
+                detail=reason,
+                log_tail=tail,
+            )
         else:
-            self._set(job_id, "failed", reason, state="failed", failures=failures, handle=None,
-                      finished=now, exit_code=status.exit_code, detail=reason, log_tail=tail)  # fmt: skip
+            self._set(
+                job_id,
+                "failed",
+                reason,
+                state="failed",
+                failures=failures,
+                handle=None,
+                finished=now,
+                exit_code=status.exit_code,
+                detail=reason,
+                log_tail=tail,
+            )
             if self.options.fail_fast:
                 self.stopped = "fail-fast"
         self._after(job_id, "failed")
@@ -450,7 +547,7 @@ class Executor:
     def _cancel(self, handle: Handle) -> None:
         try:
             self.backend.cancel(handle)
-        except Exception as exc:  # noqa: BLE001 - best effort
+        except Exception as exc:
             log.warning("cancel failed: %s", exc)
 
     def _stop_running(self, why: str) -> None:

@@ -100,7 +100,9 @@ class Journal:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, consistent always
+            self.db.execute(
+                "PRAGMA synchronous=NORMAL"
+            )  # durable at checkpoints, consistent always
             self.db.executescript(SCHEMA)
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
@@ -136,9 +138,10 @@ class Journal:
         with self.transaction() as db:
             db.execute("UPDATE jobs SET in_plan = 0")
             db.executemany(
-                "INSERT INTO jobs (id, position, kind, label, state) VALUES (?, ?, ?, ?, 'pending') "
-                "ON CONFLICT (id) DO UPDATE SET position = excluded.position, kind = excluded.kind, "
-                "label = excluded.label, in_plan = 1",
+                "INSERT INTO jobs (id, position, kind, label, state) "
+                "VALUES (?, ?, ?, ?, 'pending') "
+                "ON CONFLICT (id) DO UPDATE SET position = excluded.position, "
+                "kind = excluded.kind, label = excluded.label, in_plan = 1",
                 rows,
             )
             db.execute(
@@ -178,7 +181,10 @@ class Journal:
             query += " WHERE job = ?"
             args = (job_id,)
         keys = ("seq", "time", "job", "event", "attempt", "slot", "detail")
-        return [dict(zip(keys, values, strict=True)) for values in self.db.execute(query + " ORDER BY seq", args)]
+        return [
+            dict(zip(keys, values, strict=True))
+            for values in self.db.execute(query + " ORDER BY seq", args)
+        ]
 
     # --- writing ------------------------------------------------------------------
 
@@ -199,14 +205,16 @@ class Journal:
             row = db.execute("SELECT attempts, slot FROM jobs WHERE id = ?", (job_id,)).fetchone()
             attempt, slot = row if row else (None, None)
             db.execute(
-                "INSERT INTO events (time, job, event, attempt, slot, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (time, job, event, attempt, slot, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (time.time(), job_id, event, attempt, slot, message),
             )
 
     def note(self, event: str, detail: str = "") -> None:
         """A run-level event (coordinator started, interrupted, finished)."""
         self.db.execute(
-            "INSERT INTO events (time, event, detail) VALUES (?, ?, ?)", (time.time(), event, detail)
+            "INSERT INTO events (time, event, detail) VALUES (?, ?, ?)",
+            (time.time(), event, detail),
         )
 
 

@@ -28,14 +28,24 @@ STATE_STYLE = {
     "timeout": "red",
     "blocked": "yellow",
 }
-SHOWN_EVENTS = {"launched", "done", "retry", "failed", "lost", "timeout", "cancelled", "blocked",
-                "skipped", "complete"}  # fmt: skip
+SHOWN_EVENTS = {
+    "launched",
+    "done",
+    "retry",
+    "failed",
+    "lost",
+    "timeout",
+    "cancelled",
+    "blocked",
+    "skipped",
+    "complete",
+}
 
 
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
@@ -44,8 +54,14 @@ def duration(seconds: float | None) -> str:
 def counts_text(counts: Mapping[str, int]) -> Text:
     text = Text()
     total = sum(counts.values())
-    labels = (("pending", "queued"), ("running", "running"), ("done", "done"), ("failed", "failed"),
-              ("timeout", "timeout"), ("blocked", "blocked"))  # fmt: skip
+    labels = (
+        ("pending", "queued"),
+        ("running", "running"),
+        ("done", "done"),
+        ("failed", "failed"),
+        ("timeout", "timeout"),
+        ("blocked", "blocked"),
+    )
     for state, label in labels:
         if state in {"timeout", "blocked"} and not counts.get(state):
             continue
@@ -63,8 +79,9 @@ class LiveView:
         self.title = title
         self.events: collections.deque[str] = collections.deque(maxlen=6)
         self.snapshot: Snapshot | None = None
-        self.live = Live(console=console, refresh_per_second=4, transient=False,
-                         get_renderable=self.render)  # fmt: skip
+        self.live = Live(
+            console=console, refresh_per_second=4, transient=False, get_renderable=self.render
+        )
 
     def __enter__(self) -> LiveView:
         self.live.__enter__()
@@ -76,7 +93,9 @@ class LiveView:
     def event(self, job: PlannedJob, event: str, detail: str) -> None:
         if event in SHOWN_EVENTS:
             stamp = time.strftime("%H:%M:%S")
-            self.events.append(f"{stamp} {job.id} {event}: {job.label}" + (f" ({detail})" if detail else ""))
+            self.events.append(
+                f"{stamp} {job.id} {event}: {job.label}" + (f" ({detail})" if detail else "")
+            )
 
     def update(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -115,19 +134,25 @@ class LineView:
         if event in SHOWN_EVENTS:
             stamp = time.strftime("%H:%M:%S")
             suffix = f" ({detail})" if detail else ""
-            self.console.print(f"{stamp} {job.id} {event}: {job.label}{suffix}", highlight=False,
-                               markup=False, soft_wrap=True)  # fmt: skip
+            self.console.print(
+                f"{stamp} {job.id} {event}: {job.label}{suffix}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
 
     def update(self, snapshot: Snapshot) -> None:
         pass
 
 
-def status_table(rows: Iterable[JobRow], now: float | None = None, limit: int | None = None) -> Table:
-    """One line per job: id, state, attempts, slot, time, label, and why it failed."""
+def status_lines(rows: Iterable[JobRow], now: float | None = None, limit: int | None = None) -> str:
+    """One line per job: id, state, tries, slot, time, label, and why it failed.
+
+    Plain aligned text rather than a rich table: a 1,000-job run prints in a
+    fraction of a second, and the output greps and pipes well.
+    """
     now = time.time() if now is None else now
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("job", "state", "tries", "slot", "time", "experiment", "detail"):
-        table.add_column(column, overflow="fold" if column == "detail" else "ellipsis")
+    table = [("job", "state", "tries", "slot", "time", "experiment", "detail")]
     for index, row in enumerate(rows):
         if limit is not None and index >= limit:
             break
@@ -137,6 +162,15 @@ def status_table(rows: Iterable[JobRow], now: float | None = None, limit: int | 
             elapsed = duration(row.seconds) if row.seconds else ""
         tries = str(row.attempts) + (f" ({row.lost} lost)" if row.lost else "")
         slot = (row.slot or "") if row.state == "running" else ""
-        state = Text(row.state, style=STATE_STYLE.get(row.state, ""))
-        table.add_row(row.id, state, tries, slot, elapsed, row.label, row.detail or "")
-    return table
+        detail = (row.detail or "").replace("\n", " ")
+        table.append((row.id, row.state, tries, slot, elapsed, row.label, detail))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    return "".join(
+        (
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False))
+            + "  "
+            + line[-1]
+        ).rstrip()
+        + "\n"
+        for line in table
+    )

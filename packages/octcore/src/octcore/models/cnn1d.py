@@ -43,7 +43,9 @@ class ChannelLayerNorm(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, c_in: int, c_out: int, *, kernel: int, dilation: int, pool: bool, residual: bool):
+    def __init__(
+        self, c_in: int, c_out: int, *, kernel: int, dilation: int, pool: bool, residual: bool
+    ):
         super().__init__()
         padding = dilation * (kernel - 1) // 2
         self.conv = nn.Conv1d(c_in, c_out, kernel, padding=padding, dilation=dilation)
@@ -68,13 +70,29 @@ class Cnn1d(nn.Module):
         def dilation(i: int) -> int:
             return 2**i if params.use_dilation else 1
 
-        blocks = [Block(in_channels, c, kernel=k, dilation=1, pool=True, residual=params.use_residual)]
+        blocks = [
+            Block(in_channels, c, kernel=k, dilation=1, pool=True, residual=params.use_residual)
+        ]
         for i in range(1, n - 1):
             blocks.append(
-                Block(c, c, kernel=k, dilation=dilation(i), pool=i % 2 == 1, residual=params.use_residual)
+                Block(
+                    c,
+                    c,
+                    kernel=k,
+                    dilation=dilation(i),
+                    pool=i % 2 == 1,
+                    residual=params.use_residual,
+                )
             )
         blocks.append(
-            Block(c, 2 * c, kernel=k, dilation=dilation(n - 1), pool=False, residual=params.use_residual)
+            Block(
+                c,
+                2 * c,
+                kernel=k,
+                dilation=dilation(n - 1),
+                pool=False,
+                residual=params.use_residual,
+            )
         )
         self.encoder = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Dropout(params.dropout), nn.Linear(2 * c, num_outputs))

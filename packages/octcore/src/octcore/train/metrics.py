@@ -14,7 +14,12 @@ class Scores:
     n: int
 
     def as_dict(self) -> dict[str, float]:
-        return {"loss": self.loss, "accuracy": self.accuracy, "macro_f1": self.macro_f1, "n": self.n}
+        return {
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "n": self.n,
+        }
 
 
 class Tally:

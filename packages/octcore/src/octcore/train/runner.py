@@ -120,10 +120,14 @@ class Outcome:
     seconds: float
 
 
-def build_model(experiment: Experiment, dataset: Dataset, fold_data: FoldData, plugins: Any) -> nn.Module:
+def build_model(
+    experiment: Experiment, dataset: Dataset, fold_data: FoldData, plugins: Any
+) -> nn.Module:
     spec = plugins.models.get(experiment.model.name)
     objective_outputs = 1 if dataset.num_classes == 2 else dataset.num_classes
-    inner = spec.build(experiment.model.options, dataset.channels, dataset.window, objective_outputs)
+    inner = spec.build(
+        experiment.model.options, dataset.channels, dataset.window, objective_outputs
+    )
     x = fold_data.base_train.X
     if experiment.normalize:
         mean = x.mean(dim=(0, 2))
@@ -162,7 +166,9 @@ def run_experiment(
 
     if experiment.mode in MODES_WITH_BASE:
         if reuse_base is not None:
-            base_state = torch.load(reuse_base / BASE_WEIGHTS, map_location=device, weights_only=True)
+            base_state = torch.load(
+                reuse_base / BASE_WEIGHTS, map_location=device, weights_only=True
+            )
             base_summary = json.loads((reuse_base / BASE_SUMMARY).read_text())
             base_summary["reused_from"] = str(reuse_base)
         else:
@@ -179,7 +185,14 @@ def run_experiment(
                 experiment.max_epochs,
             )
             base_phase = train_phase(
-                "base", model, phase_data, optimizer, objective, stop, experiment.augmentation, listener
+                "base",
+                model,
+                phase_data,
+                optimizer,
+                objective,
+                stop,
+                experiment.augmentation,
+                listener,
             )
             base_state = base_phase.best_state
             base_summary = phase_summary(base_phase)
@@ -283,7 +296,11 @@ def _target_training_pool(
         sampler: object = UniformSampler(len(y), experiment.batch_size, generator)
     else:
         sampler = ComposedSampler(
-            len(base_y), len(target_y), experiment.batch_size, experiment.target_batch_pct, generator
+            len(base_y),
+            len(target_y),
+            experiment.batch_size,
+            experiment.target_batch_pct,
+            generator,
         )
     return x, y, sampler
 
