@@ -113,7 +113,9 @@ def expand(
 
     base, problems = structure_experiment(fixed, plugins)
     if base is None:
-        located = [Problem(f"experiment.{p.key}" if p.key else "experiment", p.message) for p in problems]
+        located = [
+            Problem(f"experiment.{p.key}" if p.key else "experiment", p.message) for p in problems
+        ]
         raise ConfigError(source, located)
     fold_values, fold_problems = _folds(folds, base, plugins)
     problems = list(fold_problems)
