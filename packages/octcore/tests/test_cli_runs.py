@@ -155,3 +155,23 @@ def test_logs_by_id_prefix_and_follow(tmp_path, capsys):
         show_log("study", "zz", tmp_path)
     with pytest.raises(OctError, match="no log yet"):
         show_log("study", f"{5:016x}", tmp_path)
+
+
+def test_live_view_shows_counts_slots_and_eta():
+    from rich.console import Console
+
+    from octcore.executor.executor import RunningJob, Snapshot
+    from octcore.executor.live import LiveView
+    from octcore.plan import PlannedJob
+
+    console = Console(file=__import__("io").StringIO(), width=120, force_terminal=True)
+    view = LiveView(console, "study: 10 jobs")
+    counts = {"pending": 5, "running": 2, "done": 3, "failed": 0, "timeout": 0, "blocked": 0}
+    running = (RunningJob("abc", "full_fine_tuning, fold 0", "local/cpu1", 75.0),)
+    view.update(Snapshot(counts, running, slots=2, mean_seconds=60.0))
+    view.event(PlannedJob("abc", None, label="full_fine_tuning, fold 0"), "launched", "local/cpu1")
+    console.print(view.render())
+    text = console.file.getvalue()
+    assert "queued 5" in text and "running 2" in text and "done 3" in text
+    assert "local/cpu1" in text and "1:15" in text and "ETA 3:30" in text
+    assert "abc launched" in text

@@ -91,6 +91,8 @@ class RunLock:
 
     def release(self) -> None:
         if self.handle is not None:
+            self.handle.seek(0)
+            self.handle.truncate()  # `invoke status` reads the pid here: none runs now
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None
