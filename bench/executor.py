@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rich.console import Console
+
 import octsched_local.plugin
 from octcore import outputs
 from octcore.config import experiment_from_dict
@@ -36,7 +38,6 @@ from octcore.plan import Plan, PlannedJob, independent_plan
 from octcore.plugins import make_plugin_manager
 from octsched_local.backend import LocalBackend
 from octsched_local.config import LocalConfig
-from rich.console import Console
 
 OUT = Path(__file__).parent / "results" / "executor.json"
 ROUNDS = 15

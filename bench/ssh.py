@@ -41,9 +41,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packages" / "octsched-ssh" / "tests"))
 
+from sshhosts import TestHost, TestHosts  # noqa: E402
+
 from octcore import outputs  # noqa: E402
 from octcore.testing.backend_contract import stand_in_job  # noqa: E402
-from sshhosts import TestHost, TestHosts  # noqa: E402
 
 
 def no_op_spec(job_dir: Path | str) -> dict[str, Any]:

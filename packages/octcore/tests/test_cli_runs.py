@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from octcore import fsio, outputs
 from octcore.cli.runs import backend_config, print_status, run_grid, show_log
 from octcore.errors import ConfigError, OctError, UnknownNameError

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from octcore import fsio, outputs
 from octcore.backend import Backend, Handle, JobStatus, Slot, SlotUnavailable, StagedJob
 from octcore.config import experiment_from_dict

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from octcore import outputs
 from octcore.config import experiment_from_dict
 from octcore.executor import Executor, ExecutorOptions, Journal

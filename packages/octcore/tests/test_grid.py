@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from octcore.errors import ConfigError
 from octcore.grid import load_grid
 from octcore.plugins import make_plugin_manager

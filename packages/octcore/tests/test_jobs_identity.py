@@ -8,6 +8,7 @@ import sys
 
 import attrs
 import pytest
+
 from octcore.config import experiment_from_dict
 from octcore.jobs import job_id
 from octcore.plugins import make_plugin_manager

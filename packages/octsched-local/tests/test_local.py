@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from octcore import outputs
 from octcore.backend import StagedJob
 from octcore.plugins import make_plugin_manager

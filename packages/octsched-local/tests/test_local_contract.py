@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from octcore.backend import Backend, Handle
 from octcore.testing.backend_contract import BackendContract
 from octsched_local.backend import LocalBackend

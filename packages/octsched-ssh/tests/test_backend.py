@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from octcore import outputs
 from octcore.errors import OctError
 from octcore.testing.backend_contract import finished, stand_in_job, wait_for

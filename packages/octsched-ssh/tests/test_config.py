@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from octcore.errors import ConfigError
 from octsched_ssh.config import load_cluster
 
@@ -134,6 +135,7 @@ def test_version_check_names_each_difference():
         "tmux": "tmux 3.3a",
     }
     assert version_problem(host, same, here) is None
+    assert version_problem(host, dict(same, torch="2.13.0+cu124"), here) is None
     other = dict(same, octcore="0.0.9", torch="2.12.0", gpus=1)
     message = version_problem(host, other, here)
     assert "octcore 0.0.9 there, 0.1.0 here" in message

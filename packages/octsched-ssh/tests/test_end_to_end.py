@@ -13,9 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from standin import run_stand_in_grid, write_grid
+
 from octcore import outputs
 from octcore.executor.journal import Journal
-from standin import run_stand_in_grid, write_grid
 
 pytestmark = pytest.mark.ssh
 

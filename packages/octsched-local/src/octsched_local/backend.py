@@ -36,7 +36,6 @@ from pathlib import Path
 from octcore import fsio, outputs
 from octcore.backend import Backend, Handle, JobStatus, Slot, StagedJob
 from octcore.job import THREADS_ENV
-
 from octsched_local import procs
 from octsched_local.config import LocalConfig, cpu_count, detect_gpus
 

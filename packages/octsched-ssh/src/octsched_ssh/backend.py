@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+
 import octcore
 from octcore import outputs
 from octcore.backend import Backend, Handle, JobStatus, Slot, SlotUnavailable, StagedJob
 from octcore.errors import OctError
-
 from octsched_ssh.config import Cluster, HostConfig, SshBackendConfig, load_cluster
 from octsched_ssh.connection import HostError, HostLink, Loop
 from octsched_ssh.transfer import InputDigests, safe_name, sha256_file
@@ -55,14 +55,20 @@ def local_versions() -> dict[str, Any]:
     return {"octcore": octcore.__version__, "python": platform.python_version(), "torch": torch}
 
 
+def _release(version: str | None) -> str | None:
+    """``2.13.0+cu124`` → ``2.13.0``: a CPU-only coordinator drives CUDA hosts."""
+    return version.split("+")[0] if version else None
+
+
 def version_problem(
     host: HostConfig, info: Mapping[str, Any], here: Mapping[str, Any]
 ) -> str | None:
     """Why a host must not get jobs, or None.
 
-    octcore and torch must match exactly, Python in major.minor; the host must have
-    tmux, and as many CUDA devices as the cluster file gives it (the coordinator's
-    own count says nothing about a remote host: it is often a laptop).
+    octcore must match exactly, torch in its release (``+cu124`` and ``+cpu`` builds
+    may differ), Python in major.minor; the host must have tmux, and as many CUDA
+    devices as the cluster file gives it (the coordinator's own count says nothing
+    about a remote host: it is often a laptop without CUDA).
     """
     if not info.get("tmux"):
         return "tmux is not installed (or not on PATH for non-interactive ssh)"
@@ -73,7 +79,7 @@ def version_problem(
         problems.append(f"octcore {info.get('octcore') or 'missing'} there, {here['octcore']} here")
     if (info.get("python") or "").split(".")[:2] != here["python"].split(".")[:2]:
         problems.append(f"Python {info.get('python')} there, {here['python']} here")
-    if info.get("torch") != here["torch"]:
+    if _release(info.get("torch")) != _release(here["torch"]):
         problems.append(f"torch {info.get('torch') or 'missing'} there, {here['torch']} here")
     if host.gpus:
         count = int(info.get("gpus") or 0)

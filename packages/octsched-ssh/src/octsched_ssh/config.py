@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from octcore.errors import ConfigError, Problem
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke import Collection, task
+
 from octcore.cli.common import fail
 from octcore.errors import OctError
 
@@ -12,9 +13,9 @@ from octcore.errors import OctError
 @task(help={"cluster": "the cluster file (TOML, or the research code's cluster_config.json)"})
 def check(c, cluster):
     """Check every host: reachable, auth, host key, tmux, Python, oct version, GPUs, free disk."""
-    from octcore.cli.console import console
     from rich.table import Table
 
+    from octcore.cli.console import console
     from octsched_ssh.check import check_cluster
     from octsched_ssh.config import load_cluster
 
@@ -51,7 +52,6 @@ def check(c, cluster):
 def sync(c, cluster, source=None, install=True):
     """Push this project's code to each host's workdir (rsync over ssh) and install it there."""
     from octcore.cli.console import console
-
     from octsched_ssh.config import load_cluster
     from octsched_ssh.sync import project_root, sync_cluster
 
