@@ -6,13 +6,16 @@ from another package registers the same way, through its own hook.
 
 from __future__ import annotations
 
-from octcore.data import files, hapt, synthetic
 from octcore.hookspecs import hookimpl
 from octcore.registry import DatasetSpec
 
 
 @hookimpl
 def octcore_register_datasets() -> list[DatasetSpec]:
+    # imported here, not at module level: commands that never touch data (status,
+    # logs) then start without loading torch
+    from octcore.data import files, hapt, synthetic
+
     return [
         DatasetSpec(
             name="hapt",

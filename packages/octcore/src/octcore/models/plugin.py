@@ -1,12 +1,13 @@
 """Built-in plugin: the model families that ship with octcore."""
 
 from octcore.hookspecs import hookimpl
-from octcore.models import cnn1d
 from octcore.registry import ModelSpec
 
 
 @hookimpl
 def octcore_register_models() -> list[ModelSpec]:
+    from octcore.models import cnn1d  # lazily: see octcore.data.plugin
+
     return [
         ModelSpec(
             name="cnn1d",
