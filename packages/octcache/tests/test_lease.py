@@ -102,3 +102,22 @@ def test_a_killed_holder_s_lease_expires_and_is_taken_over(tmp_path):
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_without_waiting_for_the_ttl(tmp_path):
+    root = str(tmp_path / "store")
+    holder = subprocess.Popen(
+        [PYTHON, "-c", HOLDER, root, "600", KEY], stdout=subprocess.PIPE, text=True,
+        env=subprocess_env(),
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().startswith("HELD")
+        other = Leases(Store(root), ttl=600)
+        assert not other.acquire(KEY)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        assert other.acquire(KEY), "a coordinator killed on this host blocks nobody"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()

@@ -58,7 +58,22 @@ class Holder:
     note: str = ""
 
     def live(self, ttl: float, now: float | None = None) -> bool:
-        return not self.released and (now or time.time()) - self.heartbeat < ttl
+        if self.released or (now or time.time()) - self.heartbeat >= ttl:
+            return False
+        # an owner on this host whose process is gone (a killed coordinator) holds
+        # nothing: no need to wait out the TTL
+        return not (self.host == socket.gethostname() and not _process_alive(self.pid))
+
+
+def _process_alive(pid: int) -> bool:
+    """True unless the process is certainly gone (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
 
 
 class Leases:

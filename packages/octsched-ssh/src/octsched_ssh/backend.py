@@ -241,6 +241,9 @@ class SshBackend(Backend):
         token = uuid.uuid4().hex[:16]
         session = self._session(job.job_id)
         env = [f"CUDA_VISIBLE_DEVICES={slot.gpu if slot.gpu is not None else ''}"]
+        # base models reach a host as staged inputs and go back to the coordinator's
+        # store with the results: a job never reads or writes a store on the host
+        env.append("OCT_STORE=off")
         if slot.threads:
             env.append(f"OCT_NUM_THREADS={slot.threads}")
         argv = ["sh", link.helper("jobwrap.sh"), job_dir, control, token, session, link.host.python]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -111,15 +112,20 @@ def run_grid(
         raise ConfigError("command line", [Problem("--retries", "expected 0 or more")])
     run_dir = output / loaded.name
     participants_of = participants_lookup(plugins)
-    plan = plugins.plan_jobs(list(loaded.experiments), run_dir)
-    if plan is None:
-        plan = independent_plan(loaded.experiments, participants_of)
+
+    def make_plan(where: Path) -> Any:
+        planned = plugins.plan_jobs(list(loaded.experiments), where)
+        return planned if planned is not None else independent_plan(loaded.experiments, participants_of)
+
     if dry_run:
-        print_plan(loaded, plan)
+        # a planner may keep notes in the run directory: give it a scratch one
+        with tempfile.TemporaryDirectory(prefix="oct-dry-run-") as scratch:
+            print_plan(loaded, make_plan(Path(scratch) / loaded.name))
         return 0
     backend = spec.factory(config, run_dir)  # a backend that cannot start fails before any write
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
+        plan = make_plan(run_dir)  # under the lock: a second coordinator plans nothing
         snapshot_grid(path, run_dir)
         write_plan(run_dir, plan_record(loaded.name, str(path), loaded.axes, plan, participants_of))
         for note in plan.notes:
