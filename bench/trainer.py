@@ -10,8 +10,9 @@ same model (cnn1d, C=8, 4 blocks) and the same composed batches (p = 0.25, B = 6
     and a two-loader composed batcher (``ComposedBatchDataLoader``, drop_last,
     concatenate, shuffle inside the batch).
 
-Also batch building alone for (a) and (c). Every figure is a median of rounds
-that alternate the variants in one process, so machine noise hits all alike.
+Also batch building alone for (a) and (c). Rounds run every variant back to back
+in one process; a ratio is the median over rounds of that round's ratio, so
+machine noise hits both sides alike.
 Writes bench/results/trainer.json.
 """
 
@@ -34,7 +35,7 @@ from octcore.train.loop import Objective, PhaseData, SilentListener, StopRule, t
 
 BATCH = 64
 P = 0.25
-ROUNDS = 5
+ROUNDS = 7
 OUT = Path(__file__).parent / "results" / "trainer.json"
 
 
@@ -154,6 +155,11 @@ def measure(window: int, n_base: int, n_target: int, epochs: int) -> dict:
         for name, run in variants.items():
             samples[name].append(run(data, epochs))
     median = {name: statistics.median(values) for name, values in samples.items()}
+
+    def ratio(a: str, b: str) -> float:
+        # the median of per-round ratios: each round runs both variants back to back
+        return statistics.median(x / y for x, y in zip(samples[a], samples[b], strict=True))
+
     return {
         "window": window,
         "windows": {"base": n_base, "target": n_target},
@@ -180,7 +186,7 @@ def main() -> None:
                     "threads": torch.get_num_threads(), "processor": platform.machine()},
         "targets": {"trainer_vs_bare_loop": ">= 0.95", "batch_building_vs_research": ">= 3"},
         "hapt_window_128": measure(128, n_base=4096, n_target=1024, epochs=1),
-        "research_window_3000": measure(3000, n_base=512, n_target=128, epochs=1),
+        "research_window_3000": measure(3000, n_base=1024, n_target=512, epochs=1),
     }  # fmt: skip
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
