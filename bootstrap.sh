@@ -11,7 +11,12 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     exit 1
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-pip() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@"; }
+pip() {
+    # some pip configurations list index locations that do not exist; that warning
+    # repeats for every package and says nothing about this install
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" \
+        2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 
 pip -r requirements-dev.txt
 # HAPT ships as an sdist whose only dependency (pandas) the data does not need.
