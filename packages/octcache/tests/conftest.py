@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from octcache.testing import SMALL
 from octcore.config import experiment_from_dict
 from octcore.plugins import make_plugin_manager

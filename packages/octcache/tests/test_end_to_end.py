@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from octcache.store import Store
 from octcache.testing import SMALL
 from octcore.executor.executor import Executor, ExecutorOptions

@@ -9,6 +9,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from octcache.keys import BaseSpec, KeyIndex, base_key, base_spec, data_identity
 from octcache.testing import PYTHON, SMALL, subprocess_env
 

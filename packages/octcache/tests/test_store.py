@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from octcache.keys import base_key, base_spec, data_identity
 from octcache.store import Store, default_store_url
 from octcache.testing import PYTHON, fake_base, subprocess_env

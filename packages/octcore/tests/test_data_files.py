@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from octcore.data import files
 from octcore.data.base import SPLITS
 from octcore.errors import OctError

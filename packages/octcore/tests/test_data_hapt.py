@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from octcore.data import hapt
 from octcore.data.base import SPLITS
 from octcore.errors import OctError

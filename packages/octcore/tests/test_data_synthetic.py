@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+
 from octcore.data import files, hapt, plugin, synthetic
 from octcore.data.base import SPLITS
 from octcore.registry import DatasetSpec

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from invoke import Context
 from invoke.exceptions import Exit
+from scipy.stats import wilcoxon
+
 from octcore.cli.collection import build_collection
 from octcore.cli.report import report as report_task
 from octcore.errors import OctError
@@ -18,7 +20,6 @@ from octcore.plugins import make_plugin_manager
 from octcore.report import write_report
 from octcore.report.collect import resolve_run_dir
 from octcore.report.stats import wilcoxon_test
-from scipy.stats import wilcoxon
 
 PARTICIPANTS = [f"p{i:02d}" for i in range(8)]
 

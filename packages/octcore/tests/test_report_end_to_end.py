@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 import torch
+
 from octcore.config import experiment_from_dict, unstructure_experiment
 from octcore.job import run_job
 from octcore.plan import independent_plan

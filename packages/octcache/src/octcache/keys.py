@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
 from octcore.config import Experiment, resolve_fold
 from octcore.converter import converter
 from octcore.jobs import canonical_json

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from octcache.keys import KeyIndex
+from octcache.store import Store
 from octcore import fsio
 from octcore.config import MODES_WITH_BASE, Experiment
 from octcore.jobs import job_id
 from octcore.plan import Input, Plan, PlannedJob, describe
-
-from octcache.keys import KeyIndex
-from octcache.store import Store
 
 KEYS_FILE = "cache-keys.json"
 BASE_KIND = "base"

@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from octcore.hookspecs import hookimpl
-
 from octcache import planner
 from octcache.keys import BaseSpec, DataIdentity, KeyIndex, base_key, base_spec
 from octcache.lease import Leases
 from octcache.store import Store, default_store_url
+from octcore.hookspecs import hookimpl
 
 log = logging.getLogger("octcache")
 

@@ -13,10 +13,9 @@ STORE_HELP = "store URL or folder (default: OCT_STORE, else ~/.cache/oct/bases)"
 
 
 def _store(url: str | None) -> Any:
+    from octcache.store import Store, default_store_url
     from octcore.cli.common import fail
     from octcore.errors import OctError
-
-    from octcache.store import Store, default_store_url
 
     url = url or default_store_url()
     if url is None:
@@ -51,8 +50,9 @@ def _parse_age(text: str) -> float:
 @task(help={"store": STORE_HELP})
 def ls(c, store=None):
     """List stored base models: key, participants, model, size, age, uses."""
-    from octcore.cli.console import console
     from rich.table import Table
+
+    from octcore.cli.console import console
 
     found = _store(store)
     table = Table(title=f"base models in {found.url}")
@@ -112,6 +112,7 @@ def show(c, key, store=None):
 def verify(c, store=None):
     """Re-hash every entry against its manifest; exit 1 if any is corrupt."""
     from invoke.exceptions import Exit
+
     from octcore.cli.console import console
 
     found = _store(store)
@@ -176,12 +177,11 @@ def gc(c, older_than=None, unused=False, apply=False, store=None):
 )
 def plan(c, grid, store=None):
     """Show what a grid would run: jobs, distinct bases, bases already cached, training saved."""
+    from octcache.planner import make_plan
     from octcore.cli.common import fail, plugins_for_cli
     from octcore.cli.console import console
     from octcore.errors import OctError
     from octcore.grid import load_grid
-
-    from octcache.planner import make_plan
 
     plugins = plugins_for_cli()
     found = _store(store)

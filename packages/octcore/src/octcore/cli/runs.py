@@ -115,7 +115,11 @@ def run_grid(
 
     def make_plan(where: Path) -> Any:
         planned = plugins.plan_jobs(list(loaded.experiments), where)
-        return planned if planned is not None else independent_plan(loaded.experiments, participants_of)
+        return (
+            planned
+            if planned is not None
+            else independent_plan(loaded.experiments, participants_of)
+        )
 
     if dry_run:
         # a planner may keep notes in the run directory: give it a scratch one

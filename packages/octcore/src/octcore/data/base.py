@@ -27,9 +27,14 @@ class Windows:
 
     def __attrs_post_init__(self) -> None:
         if self.X.dtype != torch.float32 or self.X.dim() != 3:
-            raise ValueError(f"X must be float32 [N, C, T], got {self.X.dtype} {tuple(self.X.shape)}")
+            raise ValueError(
+                f"X must be float32 [N, C, T], got {self.X.dtype} {tuple(self.X.shape)}"
+            )
         if self.y.dtype != torch.int64 or self.y.dim() != 1 or len(self.y) != len(self.X):
-            raise ValueError(f"y must be int64 [N] with N={len(self.X)}, got {self.y.dtype} {tuple(self.y.shape)}")
+            raise ValueError(
+                f"y must be int64 [N] with N={len(self.X)}, "
+                f"got {self.y.dtype} {tuple(self.y.shape)}"
+            )
 
     def __len__(self) -> int:
         return len(self.y)
