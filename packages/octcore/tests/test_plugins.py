@@ -42,9 +42,18 @@ def test_every_hook_is_documented_where_declared_and_in_the_hook_docs():
 
 
 def test_installed_plugin_packages_are_found_through_their_entry_points():
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    installed = set()
+    for name in ("octsched-local", "octsched-ssh", "octcache"):
+        try:
+            distribution(name)
+        except PackageNotFoundError:  # a per-package test session installs only octcore
+            continue
+        installed.add(name)
     found = make_plugin_manager(strict=True)
     distributions = {info.distribution for info in found.infos}
-    assert {"octcore", "octsched-local", "octsched-ssh", "octcache"} <= distributions
+    assert {"octcore", *installed} <= distributions
     assert all(info.error is None for info in found.infos)
 
 
