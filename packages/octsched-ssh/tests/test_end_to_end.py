@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -158,3 +159,47 @@ def test_unreachable_host_at_start_run_completes_on_the_others(ssh_hosts, tmp_pa
     assert any(
         "host gone" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records
     )
+
+
+def _freeze(host, sig: signal.Signals) -> None:
+    """Stop (or continue) a host's sshd processes: the host stays up, its jobs keep
+    running in tmux, but it answers nothing — a silent network partition."""
+    if host.process is None:
+        return
+    for pid in [host.process.pid, *host._children(host.process.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+@pytest.mark.timeout(240)
+def test_silent_host_is_noticed_by_keepalives_and_its_jobs_run_elsewhere(ssh_hosts, tmp_path):
+    cluster = ssh_hosts.cluster_toml(
+        tmp_path / "cluster.toml", lost_after=2, keepalive_interval=1, keepalive_count_max=2
+    )
+    grid = write_grid(tmp_path / "grid.toml", participants=3, lrs=3)
+    victim = ssh_hosts.hosts[2]
+    frozen = threading.Event()
+
+    def freeze_when_busy() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not victim.tmux_sessions():
+            time.sleep(0.05)
+        _freeze(victim, signal.SIGSTOP)
+        frozen.set()
+
+    freezer = threading.Thread(target=freeze_when_busy, daemon=True)
+    freezer.start()
+    try:
+        summary = run_stand_in_grid(grid, tmp_path / "run", cluster, sleep=3.0)
+    finally:
+        freezer.join(10)
+        _freeze(victim, signal.SIGCONT)
+    assert frozen.is_set()
+    assert summary.ok, summary
+    assert_all_done_once(tmp_path / "run", 9)
+    journal = Journal.of_run(tmp_path / "run", readonly=True)
+    lost = [e for e in journal.events() if e["event"] == "lost"]
+    journal.close()
+    # requeued once keepalives gave up on the host (TCP alone would take minutes,
+    # past this test's timeout)
+    assert lost, "the silent host's jobs were requeued"
