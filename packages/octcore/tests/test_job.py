@@ -153,3 +153,10 @@ def test_invoke_train_bad_input_reports_everything_and_writes_nothing(tmp_path):
         and "target_data_pct" in result.stderr
     )
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("task", ["train", "grid", "status", "report"])
+def test_task_help_after_the_task_name(tmp_path, task):
+    result = _invoke([task, "--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout and "Options" in result.stdout

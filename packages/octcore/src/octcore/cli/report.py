@@ -8,7 +8,7 @@ from invoke import task
 from rich.markup import escape
 from rich.table import Table
 
-from octcore.cli.common import fail
+from octcore.cli.common import fail, show_help_if_asked
 from octcore.cli.console import console
 from octcore.errors import OctError
 
@@ -21,6 +21,7 @@ HELP = {
 @task(help=HELP)
 def report(c, run, output="runs"):
     """Write results.csv, report.md and figures/ into a run directory and show the summary."""
+    show_help_if_asked("report", run)
     from octcore.report import write_report
     from octcore.report.collect import resolve_run_dir
 

@@ -20,7 +20,7 @@ from invoke.exceptions import Exit
 from rich.table import Table
 
 from octcore import outputs
-from octcore.cli.common import fail, plugins_for_cli
+from octcore.cli.common import fail, plugins_for_cli, show_help_if_asked
 from octcore.cli.console import console
 from octcore.converter import converter, structure_problems
 from octcore.errors import ConfigError, OctError, Problem
@@ -57,6 +57,7 @@ def grid(
     output="runs",
 ):
     """Run every job of a grid file on a backend's slots; resumable, live view."""
+    show_help_if_asked("grid", grid)
     flags = {"slots": slots, "gpus": gpus, "jobs_per_gpu": jobs_per_gpu, "cluster": cluster}
     try:
         code = run_grid(
@@ -303,6 +304,7 @@ STATUS_HELP = {
 @task(help=STATUS_HELP)
 def status(c, run, output="runs", all=False):
     """Counts and a table of a run's jobs, from its journal (instant, also while it runs)."""
+    show_help_if_asked("status", run)
     try:
         print_status(run, output, limit=None if all else 200)
     except OctError as exc:
@@ -363,6 +365,7 @@ LOGS_HELP = {
 @task(help=LOGS_HELP)
 def logs(c, run, job, follow=False, output="runs"):
     """Print a job's log (job.log in its directory); --follow keeps printing as it grows."""
+    show_help_if_asked("logs", run, job)
     try:
         show_log(run, job, output, follow=follow)
     except OctError as exc:

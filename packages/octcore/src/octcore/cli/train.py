@@ -39,13 +39,22 @@ HELP = {
     "max_epochs": "epoch bound per phase (default 50)",
     "seed": "base seed (also picks the target data subset)",
     "seed_finetune": "fine-tuning seed (default: --seed)",
-    "pos_weight": "positive-class weight for binary data (BCE)",
+    "pos_weight": "positive-class weight for binary data (BCE; default 1)",
+    "base_channels": "cnn1d: channels C of the first blocks (the last has 2C; default 8)",
+    "num_blocks": "cnn1d: number of conv blocks, at least 2 (default 4)",
+    "use_dilation": "cnn1d: dilation 2^i in block i",
+    "use_residual": "cnn1d: residual blocks (1x1 projection where channels change)",
+    "dropout": "cnn1d: dropout before the linear head (default 0.5)",
+    "use_augmentation": "augment training batches (jitter and magnitude scaling)",
+    "jitter_std": "std of the Gaussian jitter (default 0.005)",
+    "magnitude_range": "LOW,HIGH of the magnitude scale factor (default 0.98,1.02)",
+    "aug_prob": "probability that a window is augmented (default 0.3)",
     "output": "root directory for runs (default: runs)",
     "force": "overwrite a complete job directory",
 }
 
 
-@task(help=HELP)
+@task(help=HELP, auto_shortflags=False)
 def train(
     c,
     config=None,
