@@ -179,3 +179,11 @@ def test_explicit_participant_order_decides_the_fold():
     experiment = Experiment(fold=0, participants=("c", "a", "b"), n_base_participants=1)
     resolved = resolve_fold(experiment, ("a", "b", "c"))
     assert resolved.target == "c" and resolved.base == ("a",)
+
+
+def test_data_problems_are_reported_with_the_others(tmp_path, plugins):
+    path = tmp_path / "bad.toml"
+    path.write_text('fold = 99\nbatch_size = "x"\nmode = "nope"\n')
+    with pytest.raises(ConfigError) as excinfo:
+        load_experiment(path, {}, plugins)
+    assert {"fold", "batch_size", "mode"} <= set(_problems(excinfo))

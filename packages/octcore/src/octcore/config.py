@@ -206,6 +206,15 @@ def structure_experiment(
     data: Mapping[str, Any], plugins: Any
 ) -> tuple[Experiment | None, list[Problem]]:
     """Turn a plain mapping into an ``Experiment``; return it and every problem found."""
+    experiment, problems = _structure_partially(data, plugins)
+    return (None if problems else experiment), problems
+
+
+def _structure_partially(
+    data: Mapping[str, Any], plugins: Any
+) -> tuple[Experiment | None, list[Problem]]:
+    """Like ``structure_experiment``, but with problems it still returns what could be
+    built (bad keys at their defaults), so later checks can report their problems too."""
     problems: list[Problem] = []
     data = dict(data)
     choices: dict[str, Choice] = {}
@@ -241,7 +250,7 @@ def structure_experiment(
         if p.key.split(".")[0] not in {"dataset", "model", *reported}
     ]
     problems += _cross_field_problems(experiment)
-    return (None if problems else experiment), problems
+    return experiment, problems
 
 
 def _structure_choice(key: str, raw: Any, registry: Any) -> tuple[Choice | None, list[Problem]]:
@@ -425,9 +434,14 @@ def load_experiment(
 def experiment_from_dict(
     data: Mapping[str, Any], plugins: Any, *, source: str, check_data: bool = True
 ) -> Experiment:
-    experiment, problems = structure_experiment(data, plugins)
+    experiment, problems = _structure_partially(data, plugins)
     if experiment is not None and check_data:
-        problems += check_against_data(experiment, plugins)
+        # data checks run even when other keys are wrong, so one pass shows everything
+        reported = {p.key.split(".")[0] for p in problems}
+        if not reported & {"dataset", "participants"}:
+            problems += [
+                p for p in check_against_data(experiment, plugins) if p.key not in reported
+            ]
     if problems or experiment is None:
         raise ConfigError(source, problems)
     return experiment
