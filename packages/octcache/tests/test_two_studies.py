@@ -48,7 +48,9 @@ def test_two_studies_started_at_once_train_each_base_once(tmp_path, repo, isolat
              "--slots", "2", "--output", str(tmp_path / "runs")]
         )  # fmt: skip
     coordinators = [
-        subprocess.Popen(c, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            c, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for c in commands
     ]
     for coordinator in coordinators:
