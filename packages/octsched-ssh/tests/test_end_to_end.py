@@ -166,7 +166,14 @@ def _freeze(host, sig: signal.Signals) -> None:
     running in tmux, but it answers nothing — a silent network partition."""
     if host.process is None:
         return
-    for pid in [host.process.pid, *host._children(host.process.pid)]:
+    # the whole sshd tree: the listener, each connection's monitor and its session
+    # process (and the remote agent it runs); tmux and the jobs are not in it
+    tree, frontier = [], [host.process.pid]
+    while frontier:
+        pid = frontier.pop()
+        tree.append(pid)
+        frontier += host._children(pid)
+    for pid in tree:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
 
