@@ -49,3 +49,10 @@ def ssh_hosts(ssh_hosts_session: TestHosts) -> Iterator[TestHosts]:
     yield ssh_hosts_session
     for host in ssh_hosts_session.hosts:
         host.tmux("kill-server")
+
+
+@pytest.fixture(autouse=True)
+def _own_base_store(tmp_path, monkeypatch):
+    """With octcache installed, planning uses a base store: never the user's own."""
+    monkeypatch.setenv("OCT_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("OCT_STORE_CACHE", str(tmp_path / "store-cache"))
