@@ -128,5 +128,8 @@ def train(
             handler.close()
     except OctError as exc:
         fail(exc)
+    reused = (metrics.get("base") or {}).get("reused_from")
+    if reused:
+        console.print(f"base model: not trained again, adapted the stored one in {reused}")
     console.print(result_table(metrics))
     console.print(f"outputs: {job_dir}")
