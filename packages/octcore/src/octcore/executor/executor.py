@@ -494,33 +494,17 @@ class Executor:
         reason = status.detail or f"exit status {status.exit_code}"
         if status.exit_code == 0:
             reason = "exited 0 but its job directory is incomplete"
-        tail = self._log_tail(directory)
+        recorded = {
+            "failures": failures,
+            "handle": None,
+            "exit_code": status.exit_code,
+            "detail": reason,
+            "log_tail": self._log_tail(directory),
+        }
         if failures <= self.options.retries:
-            self._set(
-                job_id,
-                "retry",
-                reason,
-                state="pending",
-                failures=failures,
-                handle=None,
-                slot=None,
-                exit_code=status.exit_code,
-                detail=reason,
-                log_tail=tail,
-            )
+            self._set(job_id, "retry", reason, state="pending", slot=None, **recorded)
         else:
-            self._set(
-                job_id,
-                "failed",
-                reason,
-                state="failed",
-                failures=failures,
-                handle=None,
-                finished=now,
-                exit_code=status.exit_code,
-                detail=reason,
-                log_tail=tail,
-            )
+            self._set(job_id, "failed", reason, state="failed", finished=now, **recorded)
             if self.options.fail_fast:
                 self.stopped = "fail-fast"
         self._after(job_id, "failed")
